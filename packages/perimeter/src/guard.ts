@@ -1,0 +1,123 @@
+/**
+ * The guard's state and the one function interceptors call to ask for a decision. Interceptors only describe
+ * and report; `checkNetwork` asks policy/evaluate.ts and turns the verdict into an event and, in block mode,
+ * an error for the interceptor to fail with.
+ */
+import { APP, callerPackages } from './attribution.js';
+import { isPerimeterError, type PerimeterError, perimeterError } from './errors.js';
+import { emit } from './events.js';
+import type { CompiledPolicy } from './policy/compile.js';
+import { evaluateNetwork, type NetworkTarget, type PlatformEndpoint } from './policy/evaluate.js';
+import { hostForUrl, normalizeHost } from './policy/host.js';
+import { DEFAULT_PORT } from './policy/pattern.js';
+import { redact } from './redact.js';
+
+interface GuardState {
+  policy: CompiledPolicy;
+  platform: PlatformEndpoint[];
+}
+
+let state: GuardState | null = null;
+
+export function activePolicy(): CompiledPolicy | null {
+  return state?.policy ?? null;
+}
+
+export function setActivePolicy(policy: CompiledPolicy, env: Record<string, string | undefined>): void {
+  state = { policy, platform: platformEndpoints(env) };
+}
+
+/**
+ * The platform's own endpoints. On AWS Lambda the runtime interface client polls `AWS_LAMBDA_RUNTIME_API`
+ * (host:port) for invocations; blocking it would stop the function from ever receiving an event.
+ * `PERIMETER_PLATFORM_ENDPOINTS` (comma-separated host:port) replaces the detected list.
+ */
+export function platformEndpoints(env: Record<string, string | undefined>): PlatformEndpoint[] {
+  const list = env.PERIMETER_PLATFORM_ENDPOINTS ?? env.AWS_LAMBDA_RUNTIME_API ?? '';
+  const endpoints: PlatformEndpoint[] = [];
+  for (const entry of list.split(',')) {
+    const trimmed = entry.trim();
+    const colon = trimmed.lastIndexOf(':');
+    if (colon <= 0) continue;
+    const host = normalizeHost(trimmed.slice(0, colon));
+    const port = Number(trimmed.slice(colon + 1));
+    if (host && Number.isInteger(port)) endpoints.push({ host, port });
+  }
+  return endpoints;
+}
+
+/** How a target reads in an event: `POST https://api.stripe.com/v1/charges`, `tcp://10.0.0.1:5432`, … */
+export function describeTarget(target: NetworkTarget, query = ''): string {
+  if (target.kind === 'unix') return `unix:${target.path}`;
+  const host = hostForUrl(target.host);
+  if (target.kind === 'dns') return `dns:${host}`;
+  const port = DEFAULT_PORT[target.scheme] === target.port ? '' : `:${target.port}`;
+  if (target.kind === 'http') return `${target.method} ${target.scheme}://${host}${port}${target.path}${query}`;
+  return `${target.scheme}://${host}:${target.port}`;
+}
+
+/** The pattern a user would add to allow this target: the hint in every blocked error. */
+function suggestedPattern(target: NetworkTarget): string {
+  const described = describeTarget(target);
+  if (target.kind === 'dns') return `https://${hostForUrl(target.host)}`;
+  return described;
+}
+
+/**
+ * Decides a network operation. Returns null when it may proceed (allowed, or alert mode), or the error the
+ * interceptor must fail with. Any internal failure denies (fail closed) and is reported.
+ */
+export function checkNetwork(
+  target: NetworkTarget,
+  query = '',
+  packagesHint?: readonly string[],
+): PerimeterError | null {
+  const current = state;
+  if (current === null) return null;
+  const mode = current.policy.network.mode;
+  if (mode === 'allow') return null;
+  let packages: readonly string[] | undefined = packagesHint;
+  const stack = () => (packages ??= callerPackages());
+  try {
+    const verdict = evaluateNetwork(current.policy, target, current.platform, stack);
+    if (verdict.allowed) return null;
+    const display = describeTarget(target, query);
+    const who = stack();
+    const culprit = verdict.deniedBy ?? who[0] ?? APP;
+    emit({
+      type: 'violation',
+      capability: 'network',
+      action: mode === 'block' ? 'blocked' : 'alerted',
+      target: display,
+      package: culprit,
+      packages: who.length > 0 ? [...who] : undefined,
+      reason: verdict.reason,
+      deniedBy: verdict.deniedBy,
+    });
+    if (mode === 'alert') return null;
+    const where = verdict.deniedBy ? `packages.${verdict.deniedBy}.network.allow` : 'network.allow';
+    return perimeterError('ERR_PERIMETER_BLOCKED', `Perimeter blocked ${redact(display)}`, {
+      capability: 'network',
+      target: redact(display),
+      package: culprit,
+      file: current.policy.file,
+      key: where,
+      hint: `if this is expected, add "${redact(suggestedPattern(target))}" to ${where}`,
+    });
+  } catch (cause) {
+    if (isPerimeterError(cause)) return cause;
+    emit({
+      type: 'violation',
+      capability: 'network',
+      action: 'blocked',
+      target: 'unknown',
+      package: APP,
+      reason: 'internal-error',
+      detail: String((cause as Error)?.message ?? cause),
+    });
+    return perimeterError('ERR_PERIMETER_INTERNAL', 'Perimeter could not decide; the operation was denied', {
+      capability: 'network',
+      cause,
+    });
+  }
+}

@@ -1,0 +1,205 @@
+/**
+ * `fetch` (undici inside Node), `WebSocket` and `EventSource`.
+ *
+ * fetch is judged by method and URL before undici sees the request. Redirects are followed by the guard itself
+ * (undici is asked for `redirect: 'manual'`) so every hop is judged, whatever dispatcher the caller passed:
+ * an allowed host that answers `302 Location: https://attacker.example/?k=…` does not carry the request there.
+ * Redirect handling follows the Fetch standard: at most 20 hops; 303, and 301/302 after POST, become GET
+ * without a body; a stream body cannot be replayed; credentials headers are dropped when the origin changes.
+ */
+import { callerPackages } from '../attribution.js';
+import { activePolicy, checkNetwork } from '../guard.js';
+import type { NetworkTarget } from '../policy/evaluate.js';
+import { normalizeHost } from '../policy/host.js';
+import { DEFAULT_PORT } from '../policy/pattern.js';
+import { ObjectDefineProperty, PromiseReject, ReflectApply, ReflectConstruct, URLCtor } from '../pristine.js';
+import { splitPath } from './http.js';
+import { disguise, guardProperty } from './patch.js';
+
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 20;
+const BODY_HEADERS = ['content-type', 'content-length', 'content-encoding', 'content-language', 'content-location'];
+const CROSS_ORIGIN_HEADERS = ['authorization', 'proxy-authorization', 'cookie'];
+
+export function urlTarget(url: URL, method: string): { target: NetworkTarget; query: string } | null {
+  const scheme = url.protocol.slice(0, -1);
+  if (!(scheme in DEFAULT_PORT)) return null;
+  const { path, query } = splitPath(url.pathname + url.search);
+  return {
+    target: {
+      kind: 'http',
+      method,
+      scheme,
+      host: normalizeHost(url.hostname) ?? url.hostname,
+      port: Number(url.port) || DEFAULT_PORT[scheme]!,
+      path,
+    },
+    query,
+  };
+}
+
+/** fetch rejects with `TypeError: fetch failed`; the denial is its cause, and its code is on both. */
+function fetchFailed(cause: Error & { code?: string }): TypeError {
+  const err = new TypeError('fetch failed', { cause }) as TypeError & { code?: string };
+  err.code = cause.code;
+  return err;
+}
+
+function checkUrl(url: URL, method: string, packages: readonly string[] | undefined): Error | null {
+  const judged = urlTarget(url, method);
+  // data:, blob: and file: never leave the process (undici rejects file:), so only http(s) is judged.
+  if (judged === null) return null;
+  return checkNetwork(judged.target, judged.query, packages);
+}
+
+interface Shape {
+  url: URL;
+  method: string;
+  redirect: string;
+}
+
+function shapeOf(input: unknown, init: RequestInit | undefined): Shape | null {
+  try {
+    if (typeof Request === 'function' && input instanceof Request) {
+      return {
+        url: new URLCtor(input.url),
+        method: (init?.method ?? input.method).toUpperCase(),
+        redirect: init?.redirect ?? input.redirect,
+      };
+    }
+    const href = input instanceof URLCtor ? input.href : String(input);
+    return {
+      url: new URLCtor(href),
+      method: (init?.method ?? 'GET').toUpperCase(),
+      redirect: init?.redirect ?? 'follow',
+    };
+  } catch {
+    return null; // not a URL: let fetch reject it exactly as it would.
+  }
+}
+
+let fetchPatched = false;
+
+export function patchFetch(onFirstUse: () => void): void {
+  if (fetchPatched) return;
+  fetchPatched = true;
+  guardProperty(
+    globalThis,
+    'fetch',
+    (original) =>
+      function fetch(this: unknown, input: unknown, init?: RequestInit) {
+        onFirstUse();
+        const shape = shapeOf(input, init);
+        if (shape === null) return ReflectApply(original, this, [input, init]);
+        const packages = callerPackagesIfNeeded();
+        const denied = checkUrl(shape.url, shape.method, packages);
+        if (denied) return PromiseReject(fetchFailed(denied));
+        if (shape.redirect !== 'follow') return ReflectApply(original, this, [input, init]);
+        return followRedirects(original, input, init, shape, packages);
+      },
+  );
+}
+
+/**
+ * Redirect hops happen later, off the caller's stack: when package rules exist, capture who called now so each
+ * hop is judged for them. Without package rules nobody's identity changes a decision, so the stack is not read.
+ */
+function callerPackagesIfNeeded(): readonly string[] | undefined {
+  return activePolicy()?.packageNetworkRules ? callerPackages() : undefined;
+}
+
+async function followRedirects(
+  original: Function,
+  input: unknown,
+  init: RequestInit | undefined,
+  shape: Shape,
+  packages: readonly string[] | undefined,
+): Promise<Response> {
+  const isRequest = typeof Request === 'function' && input instanceof Request;
+  // A Request body is consumed by the first hop; keep a copy in case a 307/308 must replay it.
+  const replay = isRequest && (input as Request).body !== null ? (input as Request).clone() : null;
+  let response: Response = await original(input, { ...init, redirect: 'manual' });
+  let url = shape.url;
+  let method = shape.method;
+  let hops = 0;
+  let headers: Headers | null = null;
+  let body: BodyInit | null | undefined = init?.body;
+  while (REDIRECT_STATUSES.has(response.status)) {
+    const location = response.headers.get('location');
+    if (location === null) break;
+    let next: URL;
+    try {
+      next = new URLCtor(location, url);
+    } catch (cause) {
+      throw new TypeError('fetch failed', { cause });
+    }
+    if (++hops > MAX_REDIRECTS) throw new TypeError('fetch failed', { cause: new Error('redirect count exceeded') });
+    if (next.protocol !== 'http:' && next.protocol !== 'https:')
+      throw new TypeError('fetch failed', { cause: new Error('URL scheme must be a HTTP(S) scheme') });
+    headers ??= new Headers(init?.headers ?? (isRequest ? (input as Request).headers : undefined));
+    const status = response.status;
+    if (
+      ((status === 301 || status === 302) && method === 'POST') ||
+      (status === 303 && method !== 'GET' && method !== 'HEAD')
+    ) {
+      method = 'GET';
+      body = null;
+      for (const name of BODY_HEADERS) headers.delete(name);
+    } else if (body === undefined && replay) {
+      body = replay.body;
+    } else if (body instanceof ReadableStream || isAsyncIterable(body)) {
+      throw new TypeError('fetch failed', { cause: new Error('cannot follow a redirect with a stream body') });
+    }
+    if (next.origin !== url.origin) for (const name of CROSS_ORIGIN_HEADERS) headers.delete(name);
+    const denied = checkUrl(next, method, packages);
+    await response.body?.cancel().catch(() => {});
+    if (denied) throw fetchFailed(denied);
+    url = next;
+    const hopInit: RequestInit & { duplex?: string } = {
+      ...init,
+      method,
+      headers,
+      body: body ?? null,
+      redirect: 'manual',
+    };
+    if (body instanceof ReadableStream) hopInit.duplex = 'half';
+    response = await original(url.href, hopInit);
+  }
+  if (hops > 0) {
+    ObjectDefineProperty(response, 'redirected', { value: true });
+    ObjectDefineProperty(response, 'url', { value: url.href });
+  }
+  return response;
+}
+
+function isAsyncIterable(value: unknown): boolean {
+  return value !== null && typeof value === 'object' && Symbol.asyncIterator in value && !(value instanceof Blob);
+}
+
+/** WebSocket / EventSource: judged as GET of their URL (ws/wss for WebSocket). A denial throws from the constructor, as a browser does for a blocked port. */
+export function patchConstructor(name: 'WebSocket' | 'EventSource', onFirstUse: () => void): void {
+  const descriptor = Object.getOwnPropertyDescriptor(globalThis, name);
+  if (!descriptor) return;
+  guardProperty(globalThis, name, (original) => {
+    const Guarded = function (this: unknown, url: unknown, ...rest: unknown[]) {
+      if (new.target === undefined) return ReflectApply(original, this, [url, ...rest]);
+      onFirstUse();
+      let parsed: URL | null = null;
+      try {
+        parsed = new URLCtor(String(url));
+      } catch {
+        // Invalid URL: the real constructor throws its own SyntaxError.
+      }
+      if (parsed) {
+        if (name === 'WebSocket' && (parsed.protocol === 'http:' || parsed.protocol === 'https:')) {
+          parsed = new URLCtor(parsed.href.replace(/^http/, 'ws'));
+        }
+        const denied = checkUrl(parsed, 'GET', undefined);
+        if (denied) throw denied;
+      }
+      return ReflectConstruct(original, [url, ...rest], new.target);
+    };
+    Guarded.prototype = original.prototype;
+    return disguise(Guarded, original);
+  });
+}

@@ -1,0 +1,94 @@
+/**
+ * Turns a validated policy document into the form the hot path reads: modes resolved per capability, network
+ * patterns compiled and indexed by exact host, package rules looked up by name.
+ */
+import { compileNetworkPattern, type NetworkRule } from './pattern.js';
+
+export type Mode = 'block' | 'alert' | 'allow';
+
+export interface PolicyDocument {
+  mode?: Mode;
+  network?: { mode?: Mode; allow?: string[]; platform?: boolean };
+  fs?: { mode?: Mode; read?: string[]; write?: string[] };
+  process?: { mode?: Mode; allow?: string[] };
+  env?: { mode?: Mode; allow?: string[] };
+  packages?: Record<string, PackageDocument>;
+}
+
+export interface PackageDocument {
+  network?: { allow?: string[] };
+  fs?: { read?: string[]; write?: string[] };
+  process?: { allow?: string[] };
+  env?: { allow?: string[] };
+}
+
+/** Network rules indexed for lookup: exact hosts in a map, every other shape in a short list. */
+export interface NetworkRuleSet {
+  rules: readonly NetworkRule[];
+  byHost: ReadonlyMap<string, readonly NetworkRule[]>;
+  wildcard: readonly NetworkRule[];
+}
+
+export interface CompiledPackage {
+  name: string;
+  network: NetworkRuleSet | null;
+  document: PackageDocument;
+}
+
+export interface CompiledPolicy {
+  /** The file it came from, or `<inline>` for a policy given in code. */
+  file: string;
+  document: PolicyDocument;
+  mode: Mode;
+  network: NetworkRuleSet & { mode: Mode; platform: boolean };
+  packages: ReadonlyMap<string, CompiledPackage>;
+  /** Rules for every dependency that has no entry of its own (`packages["*"]`). */
+  anyPackage: CompiledPackage | null;
+  /** True when some package narrows network access, so a decision needs to know who is calling. */
+  packageNetworkRules: boolean;
+}
+
+export function compilePolicy(document: PolicyDocument, file: string): CompiledPolicy {
+  const mode = document.mode ?? 'block';
+  const packages = new Map<string, CompiledPackage>();
+  let anyPackage: CompiledPackage | null = null;
+  for (const [name, pkg] of Object.entries(document.packages ?? {})) {
+    const compiled: CompiledPackage = {
+      name,
+      document: pkg,
+      network: pkg.network?.allow ? compileRuleSet(pkg.network.allow, `packages.${name}.network.allow`, file) : null,
+    };
+    if (name === '*') anyPackage = compiled;
+    else packages.set(name, compiled);
+  }
+  const all = [...packages.values(), ...(anyPackage ? [anyPackage] : [])];
+  return {
+    file,
+    document,
+    mode,
+    network: {
+      ...compileRuleSet(document.network?.allow ?? [], 'network.allow', file),
+      mode: document.network?.mode ?? mode,
+      platform: document.network?.platform ?? true,
+    },
+    packages,
+    anyPackage,
+    packageNetworkRules: all.some((p) => p.network !== null),
+  };
+}
+
+export function compileRuleSet(patterns: readonly string[], key: string, file: string): NetworkRuleSet {
+  const rules = patterns.map((p, i) => compileNetworkPattern(p, `${key}[${i}]`, file));
+  const byHost = new Map<string, NetworkRule[]>();
+  const wildcard: NetworkRule[] = [];
+  for (const rule of rules) {
+    if (rule.host.kind === 'exact') {
+      const list = byHost.get(rule.host.host) ?? [];
+      list.push(rule);
+      byHost.set(rule.host.host, list);
+    } else {
+      wildcard.push(rule);
+    }
+  }
+  return { rules, byHost, wildcard };
+}

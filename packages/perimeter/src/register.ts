@@ -1,0 +1,8 @@
+/**
+ * The preload: `node --import perimeter/register`, `node --require perimeter/register` or
+ * `NODE_OPTIONS="--import perimeter/register"`. It is CommonJS on purpose, so both flags load the same single
+ * copy and it also works where only `--require` is honoured.
+ */
+import { startFromEnvironment } from './runtime.js';
+
+startFromEnvironment();
