@@ -17,7 +17,8 @@ interface RequestLike {
   path?: string;
   host?: string;
   protocol?: string;
-  agent?: { defaultPort?: number; protocol?: string } | false;
+  // `false` at run time for `agent: false`; optional chaining reads it as undefined.
+  agent?: { defaultPort?: number; protocol?: string } | null;
   destroy(err?: Error): void;
   emit(e: string, ...a: unknown[]): boolean;
   listenerCount(e: string): number;
