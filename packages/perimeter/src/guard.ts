@@ -6,7 +6,7 @@
 import { APP, callerPackages } from './attribution.js';
 import { isPerimeterError, type PerimeterError, perimeterError } from './errors.js';
 import { emit } from './events.js';
-import type { CompiledPolicy } from './policy/compile.js';
+import type { CompiledPolicy, Mode } from './policy/compile.js';
 import { evaluateNetwork, type NetworkTarget, type PlatformEndpoint } from './policy/evaluate.js';
 import { hostForUrl, normalizeHost } from './policy/host.js';
 import { DEFAULT_PORT } from './policy/pattern.js';
@@ -63,6 +63,69 @@ function suggestedPattern(target: NetworkTarget): string {
   return described;
 }
 
+export type Capability = 'network' | 'fs' | 'process' | 'env' | 'worker' | 'addon' | (string & {});
+
+/** What an evaluator found wrong with an operation, in the terms an event and an error need. */
+export interface Denial {
+  capability: Capability;
+  /** How the target reads in the event and the error (secrets are scrubbed later). */
+  target: string;
+  /** `no-rule`, `package-rule`, `default-deny`, … */
+  reason: string;
+  /** The package whose own rules denied it, when one did. */
+  deniedBy?: string | undefined;
+  /** The policy key a user would edit, e.g. `fs.read` or `packages.stripe.env.allow`. */
+  key: string;
+  /** The entry that would allow it, for the hint. */
+  suggestion: string;
+}
+
+/**
+ * Reports a denial and returns the error the interceptor must fail with, or null in alert mode (the
+ * operation goes ahead, the event says `alerted`). Every capability goes through here.
+ */
+export function reportDenial(mode: Mode, denial: Denial, packages: readonly string[]): PerimeterError | null {
+  const culprit = denial.deniedBy ?? packages[0] ?? APP;
+  emit({
+    type: 'violation',
+    capability: denial.capability,
+    action: mode === 'block' ? 'blocked' : 'alerted',
+    target: denial.target,
+    package: culprit,
+    packages: packages.length > 0 ? [...packages] : undefined,
+    reason: denial.reason,
+    deniedBy: denial.deniedBy,
+  });
+  if (mode !== 'block') return null;
+  const target = redact(denial.target);
+  return perimeterError('ERR_PERIMETER_BLOCKED', `Perimeter blocked ${denial.capability} ${target}`, {
+    capability: denial.capability,
+    target,
+    package: culprit,
+    file: state?.policy.file,
+    key: denial.key,
+    hint: `if this is expected, add "${redact(denial.suggestion)}" to ${denial.key}`,
+  });
+}
+
+/** An evaluator threw: deny (fail closed) and say so. Never lets the operation through. */
+export function failClosed(capability: Capability, cause: unknown): PerimeterError {
+  if (isPerimeterError(cause)) return cause;
+  emit({
+    type: 'violation',
+    capability,
+    action: 'blocked',
+    target: 'unknown',
+    package: APP,
+    reason: 'internal-error',
+    detail: String((cause as Error)?.message ?? cause),
+  });
+  return perimeterError('ERR_PERIMETER_INTERNAL', 'Perimeter could not decide; the operation was denied', {
+    capability,
+    cause,
+  });
+}
+
 /**
  * Decides a network operation. Returns null when it may proceed (allowed, or alert mode), or the error the
  * interceptor must fail with. Any internal failure denies (fail closed) and is reported.
@@ -81,43 +144,19 @@ export function checkNetwork(
   try {
     const verdict = evaluateNetwork(current.policy, target, current.platform, stack);
     if (verdict.allowed) return null;
-    const display = describeTarget(target, query);
-    const who = stack();
-    const culprit = verdict.deniedBy ?? who[0] ?? APP;
-    emit({
-      type: 'violation',
-      capability: 'network',
-      action: mode === 'block' ? 'blocked' : 'alerted',
-      target: display,
-      package: culprit,
-      packages: who.length > 0 ? [...who] : undefined,
-      reason: verdict.reason,
-      deniedBy: verdict.deniedBy,
-    });
-    if (mode === 'alert') return null;
-    const where = verdict.deniedBy ? `packages.${verdict.deniedBy}.network.allow` : 'network.allow';
-    return perimeterError('ERR_PERIMETER_BLOCKED', `Perimeter blocked ${redact(display)}`, {
-      capability: 'network',
-      target: redact(display),
-      package: culprit,
-      file: current.policy.file,
-      key: where,
-      hint: `if this is expected, add "${redact(suggestedPattern(target))}" to ${where}`,
-    });
+    return reportDenial(
+      mode,
+      {
+        capability: 'network',
+        target: describeTarget(target, query),
+        reason: verdict.reason,
+        deniedBy: verdict.deniedBy,
+        key: verdict.deniedBy ? `packages.${verdict.deniedBy}.network.allow` : 'network.allow',
+        suggestion: suggestedPattern(target),
+      },
+      stack(),
+    );
   } catch (cause) {
-    if (isPerimeterError(cause)) return cause;
-    emit({
-      type: 'violation',
-      capability: 'network',
-      action: 'blocked',
-      target: 'unknown',
-      package: APP,
-      reason: 'internal-error',
-      detail: String((cause as Error)?.message ?? cause),
-    });
-    return perimeterError('ERR_PERIMETER_INTERNAL', 'Perimeter could not decide; the operation was denied', {
-      capability: 'network',
-      cause,
-    });
+    return failClosed('network', cause);
   }
 }
