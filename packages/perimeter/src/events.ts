@@ -10,7 +10,7 @@
  */
 import { DateNow, fsOpenSync, fsWrite, fsWriteSync, JSONStringify, SafeMap, setImmediatePristine } from './pristine.js';
 import { redact } from './redact.js';
-import { invocationScope } from './scope.js';
+import { currentInvocationScope } from './scope.js';
 
 export type EventType = 'violation' | 'tamper' | 'policy-error' | 'suppressed' | 'guard' | (string & {});
 
@@ -94,7 +94,7 @@ export function onEvent(listener: (event: PerimeterEvent) => void): () => void {
 }
 
 export function emit(input: EventInput): PerimeterEvent {
-  const scope = invocationScope.getStore();
+  const scope = currentInvocationScope();
   const event: PerimeterEvent = {
     perimeter: 1,
     time: new Date(DateNow()).toISOString(),

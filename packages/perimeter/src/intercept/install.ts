@@ -14,6 +14,7 @@
  * After patching, `syncBuiltinESMExports()` makes ESM named imports (`import { request } from 'node:http'`)
  * see the guarded functions.
  */
+import { subscribe } from 'node:diagnostics_channel';
 import module from 'node:module';
 import { getBuiltinModule, ReflectApply, syncBuiltinESMExports } from '../pristine.js';
 import { patchDgram } from './dgram.js';
@@ -21,12 +22,13 @@ import { patchDns } from './dns.js';
 import { patchConstructor, patchFetch } from './fetch.js';
 import { patchHttp } from './http.js';
 import { patchHttp2 } from './http2.js';
-import { patchNet } from './net.js';
+import { patchNet, setBeforeConnect } from './net.js';
 import { guardProperty } from './patch.js';
 
 type Patcher = () => void;
 
-const net = () => patchNet(getBuiltinModule('net'), getBuiltinModule('tls'));
+const net = () => patchNet(getBuiltinModule('net'), null);
+const tls = () => patchNet(getBuiltinModule('net'), getBuiltinModule('tls'));
 const http = () => {
   net();
   patchHttp(getBuiltinModule('http'));
@@ -36,13 +38,16 @@ const dns = () => patchDns(getBuiltinModule('dns'));
 /** Built-in id → what must be guarded before user code may hold it. */
 const PATCHERS: Record<string, Patcher> = {
   net,
-  tls: net,
+  tls,
   http,
-  https: http,
+  https: () => {
+    tls();
+    http();
+  },
   _http_client: http,
   _http_agent: http,
   http2: () => {
-    net();
+    tls();
     patchHttp2(getBuiltinModule('http2'), getBuiltinModule('net'));
   },
   dns,
@@ -51,6 +56,21 @@ const PATCHERS: Record<string, Patcher> = {
 };
 
 const done = new Set<string>();
+
+let undiciInUse = false;
+
+/**
+ * Node defines `WebSocket` and `EventSource` as lazy globals: merely reading their descriptor loads undici and
+ * costs ~20 ms of cold start. So they are wrapped only once undici is in use anyway (first fetch or first
+ * undici connection); until then their connections are judged at the socket layer by host and port.
+ */
+function onUndiciInUse(): void {
+  if (undiciInUse) return;
+  undiciInUse = true;
+  ensureGuarded('net');
+  patchConstructor('WebSocket', onUndiciInUse);
+  patchConstructor('EventSource', onUndiciInUse);
+}
 
 export function ensureGuarded(specifier: string): void {
   const id = specifier.startsWith('node:') ? specifier.slice(5) : specifier;
@@ -67,10 +87,11 @@ let installed = false;
 export function installInterceptors(): void {
   if (installed) return;
   installed = true;
-  const onFirstFetch = () => ensureGuarded('net');
-  patchFetch(onFirstFetch);
-  patchConstructor('WebSocket', onFirstFetch);
-  patchConstructor('EventSource', onFirstFetch);
+  patchFetch(onUndiciInUse);
+  // undici opens every connection (fetch, WebSocket, EventSource, whoever started it) after publishing on this
+  // channel; guarding `net` there means the socket layer judges it even if nothing else was patched yet.
+  // Subscribing by name does not load undici.
+  subscribe('undici:client:beforeConnect', onUndiciInUse);
 
   const proc = process as any;
   if (typeof proc.getBuiltinModule === 'function') {
@@ -106,5 +127,26 @@ export function installInterceptors(): void {
         return ReflectApply(original, this, [request, ...rest]);
       },
   );
-  for (const id of Object.keys(PATCHERS)) ensureGuarded(id);
+  // ESM imports of built-ins are invisible here. The cheap lower layers are patched now; the modules above
+  // them (http, https, http2, tls) are patched when the first socket connects: every HTTP/1 request, TLS
+  // session or HTTP/2 session needs a new connection before any pooled reuse, and its request is judged by
+  // `ClientRequest.prototype.onSocket` right after that connect. Eagerly loading them would cost ~12 ms.
+  for (const id of ['net', 'dns', 'dgram']) ensureGuarded(id);
+  setBeforeConnect(catchUpLoadedBuiltins);
+}
+
+const LATE_BUILTINS = ['http', 'https', 'http2', 'tls'];
+let lateBuiltinsPending = true;
+
+/** Patches the late built-ins that Node has loaded by now (seen in `process.moduleLoadList`). */
+function catchUpLoadedBuiltins(): void {
+  if (!lateBuiltinsPending) return;
+  const loaded: string[] = (process as any).moduleLoadList;
+  let pending = false;
+  for (const id of LATE_BUILTINS) {
+    if (done.has(id)) continue;
+    if (loaded.includes(`NativeModule ${id}`)) ensureGuarded(id);
+    else pending = true;
+  }
+  lateBuiltinsPending = pending;
 }

@@ -50,6 +50,14 @@ function connectOptions(args: unknown[]): Record<string, unknown> {
 }
 
 let netPatched = false;
+// Known once tls is guarded; it only decides whether a target reads as tls:// or tcp:// in events.
+let tlsModule: typeof import('node:tls') | null = null;
+let beforeConnect: (() => void) | null = null;
+
+/** Lets the installer catch up on modules loaded out of its sight, just before a connection is judged. */
+export function setBeforeConnect(hook: () => void): void {
+  beforeConnect = hook;
+}
 
 export function patchNet(net: typeof import('node:net'), tls: typeof import('node:tls') | null): void {
   if (!netPatched) {
@@ -59,7 +67,8 @@ export function patchNet(net: typeof import('node:net'), tls: typeof import('nod
       'connect',
       (original) =>
         function connect(this: SocketLike, ...args: unknown[]) {
-          const isTls = tls !== null && this instanceof tls.TLSSocket;
+          beforeConnect?.();
+          const isTls = tlsModule !== null && this instanceof tlsModule.TLSSocket;
           const denied = checkNetwork(socketTarget(connectOptions(args), isTls ? 'tls' : 'tcp'));
           if (denied) {
             // Fails like a refused connection: an async 'error' then 'close', nothing sent, no lookup done.
@@ -73,7 +82,10 @@ export function patchNet(net: typeof import('node:net'), tls: typeof import('nod
         },
     );
   }
-  if (tls) patchTls(tls);
+  if (tls) {
+    tlsModule = tls;
+    patchTls(tls);
+  }
 }
 
 let tlsPatched = false;
