@@ -10,7 +10,26 @@
  * hands a URL to the app's code and lets the app make the call later (a queued job, an event listener the app
  * registered) is not on the stack at that point.
  */
-import { ErrorCaptureStackTrace, SafeMap } from './pristine.js';
+import { emit } from './events.js';
+import {
+  ArrayIncludes,
+  ArrayIsArray,
+  ErrorCaptureStackTrace,
+  fileURLToPath,
+  MapClear,
+  MapGet,
+  MapSet,
+  MapSize,
+  ObjectGetOwnPropertyDescriptor,
+  ObjectGetPrototypeOf,
+  ReflectApply,
+  SafeMap,
+  StringIncludes,
+  StringLastIndexOf,
+  StringSlice,
+  StringStartsWith,
+  splitString,
+} from './pristine.js';
 
 export const APP = 'app';
 /** Attribution could not be read (the stack machinery was tampered with): treated as an untrusted package. */
@@ -22,73 +41,132 @@ const STACK_DEPTH = 64;
 
 /** Maps a file path (or file: URL) to its npm package, `null` for the guard or Node itself, `app` otherwise. */
 export function packageOf(fileName: string): string | null {
-  const cached = packageOfFile.get(fileName);
+  const cached = MapGet(packageOfFile, fileName);
   if (cached !== undefined) return cached;
   const result = computePackageOf(fileName);
-  if (packageOfFile.size > 5000) packageOfFile.clear();
-  packageOfFile.set(fileName, result);
+  if (MapSize(packageOfFile) > 5000) MapClear(packageOfFile);
+  MapSet(packageOfFile, fileName, result);
   return result;
 }
 
 function computePackageOf(fileName: string): string | null {
-  if (fileName.startsWith('node:') || !fileName.includes('/')) return null;
+  if (StringStartsWith(fileName, 'node:') || !StringIncludes(fileName, '/')) return null;
   let path = fileName;
-  if (path.startsWith('file://')) {
+  if (StringStartsWith(path, 'file://')) {
     try {
-      path = decodeURIComponent(new URL(path).pathname);
+      path = fileURLToPath(path);
     } catch {
       return APP;
     }
   }
-  if (path.startsWith(ownDir)) return null;
-  const marker = path.lastIndexOf('/node_modules/');
+  if (StringStartsWith(path, ownDir)) return null;
+  const marker = StringLastIndexOf(path, '/node_modules/');
   if (marker === -1) return APP;
-  const rest = path.slice(marker + '/node_modules/'.length);
-  const parts = rest.split('/');
-  if (parts[0]!.startsWith('@') && parts.length > 1) return `${parts[0]}/${parts[1]}`;
+  const rest = StringSlice(path, marker + '/node_modules/'.length);
+  const parts = splitString(rest, '/');
+  if (StringStartsWith(parts[0]!, '@') && parts.length > 1) return `${parts[0]}/${parts[1]}`;
   return parts[0] || APP;
 }
 
 interface CallSiteLike {
   getFileName(): string | null | undefined;
+  isEval(): boolean;
 }
 
 function structuredStack(_: Error, sites: CallSiteLike[]): CallSiteLike[] {
   return sites;
 }
 
+// V8 only consults the prepareStackTrace of the realm's own Error, whatever the global `Error` is now.
+const ErrorCtor = Error as any;
+
+/**
+ * CallSite methods captured from a real call site now: a dependency that obtains call sites through its own
+ * prepareStackTrace could otherwise rewrite `getFileName` on their shared prototype and pass as the app.
+ */
+const { siteFileName, siteIsEval } = (() => {
+  const holder: { stack?: unknown } = {};
+  const previous = ErrorCtor.prepareStackTrace;
+  ErrorCtor.prepareStackTrace = structuredStack;
+  ErrorCaptureStackTrace(holder);
+  const site = (holder.stack as CallSiteLike[])[0]!;
+  ErrorCtor.prepareStackTrace = previous;
+  const proto = ObjectGetPrototypeOf(site);
+  const getFileName = proto.getFileName as CallSiteLike['getFileName'];
+  const isEval = proto.isEval as CallSiteLike['isEval'];
+  return {
+    siteFileName: (s: CallSiteLike) => ReflectApply(getFileName, s, []) as string | null | undefined,
+    siteIsEval: (s: CallSiteLike) => ReflectApply(isEval, s, []) as boolean,
+  };
+})();
+
+function isWritableData(key: string): boolean {
+  const descriptor = ObjectGetOwnPropertyDescriptor(ErrorCtor, key);
+  return descriptor === undefined || (descriptor.writable === true && descriptor.get === undefined);
+}
+
+let tamperReported = false;
+
+function stackTampered(detail: string): string[] {
+  if (!tamperReported) {
+    tamperReported = true;
+    emit({
+      type: 'tamper',
+      capability: 'attribution',
+      action: 'observed',
+      target: 'Error.prepareStackTrace',
+      package: UNKNOWN,
+      reason: 'stack-unreadable',
+      detail: `${detail}; callers are treated as an untrusted package (packages["*"])`,
+    });
+  }
+  return [UNKNOWN];
+}
+
 /**
  * The distinct packages on the current stack, outermost caller first (`app` excluded). Returns `[UNKNOWN]` when
- * the stack cannot be read, so that a dependency that breaks stack capture gains nothing.
+ * the stack cannot be read, so that a dependency that breaks stack capture gains nothing: `<unknown>` is judged by
+ * `packages["*"]`. Code compiled at run time (`eval`, `new Function`) has no file of its own and is `<unknown>` too,
+ * so that a package cannot launder a call through a function it built from a string.
  */
 export function callerPackages(): string[] {
   const holder: { stack?: unknown } = {};
-  const E = Error as any;
-  const previousPrepare = E.prepareStackTrace;
-  const previousLimit = E.stackTraceLimit;
+  // An accessor could answer our read-back with our own function and V8 with another; only plain data
+  // properties are trusted.
+  if (!isWritableData('prepareStackTrace') || !isWritableData('stackTraceLimit')) {
+    return stackTampered('Error.prepareStackTrace or Error.stackTraceLimit was made an accessor or read-only');
+  }
+  const previousPrepare = ErrorCtor.prepareStackTrace;
+  const previousLimit = ErrorCtor.stackTraceLimit;
   let sites: CallSiteLike[] | undefined;
   try {
-    E.prepareStackTrace = structuredStack;
-    E.stackTraceLimit = STACK_DEPTH;
+    ErrorCtor.prepareStackTrace = structuredStack;
+    ErrorCtor.stackTraceLimit = STACK_DEPTH;
     ErrorCaptureStackTrace(holder, callerPackages);
     sites = holder.stack as CallSiteLike[];
   } catch {
     sites = undefined;
   } finally {
     try {
-      E.prepareStackTrace = previousPrepare;
-      E.stackTraceLimit = previousLimit;
+      ErrorCtor.prepareStackTrace = previousPrepare;
+      ErrorCtor.stackTraceLimit = previousLimit;
     } catch {
       // A non-writable Error property is itself a sign of tampering; the result below already fails closed.
     }
   }
-  if (!Array.isArray(sites)) return [UNKNOWN];
+  if (!ArrayIsArray(sites)) return stackTampered('the call stack could not be captured');
   const found: string[] = [];
   for (let i = sites.length - 1; i >= 0; i--) {
-    const file = sites[i]?.getFileName?.();
-    if (!file) continue;
-    const pkg = packageOf(file);
-    if (pkg !== null && pkg !== APP && !found.includes(pkg)) found.push(pkg);
+    const site = sites[i]!;
+    const file = siteFileName(site);
+    let pkg: string | null;
+    if (!file) {
+      if (!siteIsEval(site)) continue;
+      pkg = UNKNOWN;
+    } else {
+      pkg = packageOf(file);
+    }
+    if (pkg !== null && pkg !== APP && !ArrayIncludes(found, pkg)) found[found.length] = pkg;
   }
   return found;
 }

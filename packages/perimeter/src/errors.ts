@@ -15,6 +15,7 @@ export const codes = {
   ERR_PERIMETER_POLICY_PATTERN: 'A pattern in the policy cannot be understood.',
   ERR_PERIMETER_ALREADY_GUARDED: 'A guard with a different policy is already installed in this process.',
   ERR_PERIMETER_INTERNAL: 'Perimeter failed internally; the operation was denied (fail closed).',
+  ERR_PERIMETER_NOT_GUARDED: 'A call that needs the guard (withPolicy) ran in a process the guard is not running in.',
 } as const;
 
 export type PerimeterErrorCode = keyof typeof codes;

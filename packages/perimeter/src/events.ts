@@ -164,7 +164,8 @@ function write(event: PerimeterEvent): void {
   }
   if (state.fds.length === 0) return;
   const line = `${JSONStringify(event)}\n`;
-  if (state.queuedBytes + line.length > MAX_QUEUED_BYTES) {
+  // The summary itself is never dropped: it is small, and it is the only trace of what was.
+  if (event.type !== 'suppressed' && state.queuedBytes + line.length > MAX_QUEUED_BYTES) {
     state.suppressed++;
     return;
   }
@@ -195,6 +196,8 @@ function flushAsync(): void {
 
 /** Writes everything queued, synchronously. Called at exit and by adapters before the platform freezes the process. */
 export function flushEvents(): void {
+  // Adapters flush after every invocation; after a quiet one there is nothing to roll or write.
+  if (state.queue.length === 0 && state.seen.size === 0 && state.suppressed === 0) return;
   rollWindow(DateNow(), true);
   if (state.queue.length === 0) return;
   const batch = takeBatch();

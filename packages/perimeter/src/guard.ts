@@ -8,9 +8,13 @@ import { isPerimeterError, type PerimeterError, perimeterError } from './errors.
 import { emit } from './events.js';
 import type { CompiledPolicy, Mode } from './policy/compile.js';
 import { evaluateNetwork, type NetworkTarget, type PlatformEndpoint } from './policy/evaluate.js';
+import { decideFs, type FsAccess } from './policy/fs.js';
 import { hostForUrl, normalizeHost } from './policy/host.js';
 import { DEFAULT_PORT } from './policy/pattern.js';
+import { DateNow, SafeMap } from './pristine.js';
 import { redact } from './redact.js';
+import { scopePolicies } from './scope.js';
+import { maybeVerifyIntegrity } from './tamper.js';
 
 interface GuardState {
   policy: CompiledPolicy;
@@ -126,6 +130,27 @@ export function failClosed(capability: Capability, cause: unknown): PerimeterErr
   });
 }
 
+/** Whether the policy would allow a target, without reporting anything (for cross-checks such as resolver answers). */
+export function wouldAllow(target: NetworkTarget): boolean {
+  const current = state;
+  if (current === null) return true;
+  const narrower = scopePolicies();
+  try {
+    if (current.policy.network.mode !== 'allow') {
+      if (!evaluateNetwork(current.policy, target, current.platform, () => []).allowed) return false;
+    }
+    if (narrower === undefined) return true;
+    for (let i = 0; i < narrower.length; i++) {
+      const policy = narrower[i]!;
+      if (policy.document.network === undefined || policy.network.mode === 'allow') continue;
+      if (!evaluateNetwork(policy, target, current.platform, () => []).allowed) return false;
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Decides a network operation. Returns null when it may proceed (allowed, or alert mode), or the error the
  * interceptor must fail with. Any internal failure denies (fail closed) and is reported.
@@ -137,13 +162,19 @@ export function checkNetwork(
 ): PerimeterError | null {
   const current = state;
   if (current === null) return null;
+  maybeVerifyIntegrity();
   const mode = current.policy.network.mode;
-  if (mode === 'allow') return null;
+  const narrower = scopePolicies();
+  if (mode === 'allow' && narrower === undefined) return null;
   let packages: readonly string[] | undefined = packagesHint;
   const stack = () => (packages ??= callerPackages());
   try {
-    const verdict = evaluateNetwork(current.policy, target, current.platform, stack);
-    if (verdict.allowed) return null;
+    const verdict =
+      mode === 'allow' ? ALLOWED_BY_MODE : evaluateNetwork(current.policy, target, current.platform, stack);
+    if (verdict.allowed) {
+      return narrower === undefined ? null : checkNarrowerNetwork(narrower, target, query, current.platform, stack);
+    }
+    if (mode === 'alert' && alertedAtRequestLevel(target)) return null;
     return reportDenial(
       mode,
       {
@@ -158,5 +189,94 @@ export function checkNetwork(
     );
   } catch (cause) {
     return failClosed('network', cause);
+  }
+}
+
+const ALLOWED_BY_MODE = { allowed: true } as const;
+
+/**
+ * In alert mode a request that was reported at the HTTP level goes ahead and then meets the DNS and socket
+ * layers, which would report the same destination again (and, for fetch, without the caller on the stack).
+ * One report per request is what a reader and `learn` want: hosts alerted at the request level are remembered
+ * briefly and their lower-level alerts are left out. Block mode never gets there.
+ */
+const requestLevelAlerts = new SafeMap<string, number>();
+const REQUEST_ALERT_MEMORY_MS = 60_000;
+
+function alertedAtRequestLevel(target: NetworkTarget): boolean {
+  const now = DateNow();
+  if (target.kind === 'http') {
+    if (requestLevelAlerts.size > 1000) requestLevelAlerts.clear();
+    requestLevelAlerts.set(target.host, now);
+    return false;
+  }
+  if (target.kind !== 'socket' && target.kind !== 'dns') return false;
+  const at = requestLevelAlerts.get(target.host);
+  return at !== undefined && now - at < REQUEST_ALERT_MEMORY_MS;
+}
+
+/**
+ * The policies a `withPolicy` scope added (scope.ts): each must allow what the function policy allowed. A policy
+ * without a `network` section narrows nothing here; its own network mode decides block or alert.
+ */
+function checkNarrowerNetwork(
+  narrower: readonly CompiledPolicy[],
+  target: NetworkTarget,
+  query: string,
+  platform: readonly PlatformEndpoint[],
+  stack: () => readonly string[],
+): PerimeterError | null {
+  for (let i = 0; i < narrower.length; i++) {
+    const policy = narrower[i]!;
+    if (policy.document.network === undefined || policy.network.mode === 'allow') continue;
+    const verdict = evaluateNetwork(policy, target, platform, stack);
+    if (verdict.allowed) continue;
+    const error = reportDenial(
+      policy.network.mode,
+      {
+        capability: 'network',
+        target: describeTarget(target, query),
+        reason: verdict.reason === 'no-rule' ? 'scope-policy' : verdict.reason,
+        deniedBy: verdict.deniedBy,
+        key: verdict.deniedBy ? `withPolicy packages.${verdict.deniedBy}.network.allow` : 'withPolicy network.allow',
+        suggestion: suggestedPattern(target),
+      },
+      stack(),
+    );
+    // An alerting narrower only reports; an outer or inner one may still block.
+    if (error !== null) return error;
+  }
+  return null;
+}
+
+/**
+ * Decides one file system access to `path` (a string the caller has already taken from a Buffer or file: URL).
+ * `follow` is false for operations on the directory entry itself (lstat, unlink, rename…). Returns null when
+ * it may proceed, or the error the interceptor must fail with; an internal failure denies.
+ */
+export function checkFs(access: FsAccess, path: string, follow = true): PerimeterError | null {
+  const current = state;
+  if (current === null) return null;
+  const policy = current.policy.fs;
+  if (policy.mode === 'allow') return null;
+  let packages: readonly string[] | undefined;
+  const stack = () => (packages ??= callerPackages());
+  try {
+    const { verdict, real } = decideFs(policy, access, path, follow, stack);
+    if (verdict.allowed) return null;
+    return reportDenial(
+      policy.mode,
+      {
+        capability: 'fs',
+        target: `${access} ${real}`,
+        reason: verdict.reason,
+        deniedBy: verdict.deniedBy,
+        key: verdict.deniedBy ? `packages.${verdict.deniedBy}.fs.${access}` : `fs.${access}`,
+        suggestion: real,
+      },
+      stack(),
+    );
+  } catch (cause) {
+    return failClosed('fs', cause);
   }
 }

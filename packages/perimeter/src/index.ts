@@ -11,3 +11,5 @@ export { findPolicyFile, parsePolicy as loadPolicyFromObject, readPolicyFile as 
 export { policySchema } from './policy/schema.js';
 export type { GuardInfo, GuardOptions } from './runtime.js';
 export { guard, startFromEnvironment } from './runtime.js';
+export type { InvocationOptions, PreparedPolicy } from './scope.js';
+export { enterInvocation, preparePolicy, runInInvocationScope as withInvocation, withPolicy } from './scope.js';

@@ -9,6 +9,7 @@ import path from 'node:path';
 import url from 'node:url';
 
 export const ReflectApply = Reflect.apply;
+export const ReflectDeleteProperty = Reflect.deleteProperty;
 export const ReflectConstruct = Reflect.construct;
 export const ObjectDefineProperty = Object.defineProperty;
 export const ObjectGetOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
@@ -16,6 +17,7 @@ export const ObjectGetOwnPropertyDescriptors = Object.getOwnPropertyDescriptors;
 export const ObjectGetPrototypeOf = Object.getPrototypeOf;
 export const ObjectSetPrototypeOf = Object.setPrototypeOf;
 export const ObjectFreeze = Object.freeze;
+export const ObjectHasOwn = Object.hasOwn;
 export const ReflectOwnKeys = Reflect.ownKeys;
 export const JSONStringify = JSON.stringify;
 export const JSONParse = JSON.parse;
@@ -37,6 +39,10 @@ export const fsOpenSync = fs.openSync;
 export const fsReadFileSync = fs.readFileSync;
 export const fsExistsSync = fs.existsSync;
 export const fsRealpathSync = fs.realpathSync;
+export const fsRealpathSyncNative = fs.realpathSync.native;
+export const fsLstatSync = fs.lstatSync;
+export const fsReadlinkSync = fs.readlinkSync;
+export const processCwd = process.cwd.bind(process);
 export const pathResolve = path.resolve;
 export const pathDirname = path.dirname;
 export const pathJoin = path.join;
@@ -51,3 +57,84 @@ export const getBuiltinModule: (id: string) => any =
     ? (process as any).getBuiltinModule.bind(process)
     : // Node < 20.16: module.createRequire still reaches the built-in; our load hook ignores the guard's own loads.
       module.createRequire(__filename);
+
+/** The folder the guard's compiled code lives in (dist/): workers get `dist/register.js` from here. */
+export const ownDirectory = __dirname;
+
+/**
+ * `uncurryThis(String.prototype.startsWith)(s, x)` calls the original method even after a dependency replaces
+ * `String.prototype.startsWith` or `Function.prototype.call`: the bound `call` was captured here, first.
+ */
+const FunctionCall = Function.prototype.call;
+const FunctionBind = Function.prototype.bind;
+const uncurryThis: <T extends (...args: any[]) => any>(
+  fn: T,
+) => (self: ThisParameterType<T> | unknown, ...args: Parameters<T>) => ReturnType<T> = ReflectApply(
+  FunctionBind,
+  FunctionBind,
+  [FunctionCall],
+) as any;
+
+export const StringStartsWith = uncurryThis(String.prototype.startsWith) as (
+  s: string,
+  search: string,
+  at?: number,
+) => boolean;
+export const StringEndsWith = uncurryThis(String.prototype.endsWith) as (s: string, search: string) => boolean;
+export const StringIncludes = uncurryThis(String.prototype.includes) as (s: string, search: string) => boolean;
+export const StringIndexOf = uncurryThis(String.prototype.indexOf) as (
+  s: string,
+  search: string,
+  at?: number,
+) => number;
+export const StringLastIndexOf = uncurryThis(String.prototype.lastIndexOf) as (
+  s: string,
+  search: string,
+  at?: number,
+) => number;
+export const StringSlice = uncurryThis(String.prototype.slice) as (s: string, start?: number, end?: number) => string;
+export const StringToLowerCase = uncurryThis(String.prototype.toLowerCase) as (s: string) => string;
+export const StringCharCodeAt = uncurryThis(String.prototype.charCodeAt) as (s: string, at: number) => number;
+export const ArrayIsArray = Array.isArray;
+export const ArrayIncludes = uncurryThis(Array.prototype.includes) as <T>(a: readonly T[], v: T) => boolean;
+export const ArraySlice = uncurryThis(Array.prototype.slice) as <T>(a: readonly T[], start?: number) => T[];
+export const ArrayPush = uncurryThis(Array.prototype.push) as <T>(a: T[], ...v: T[]) => number;
+export const ArrayJoin = uncurryThis(Array.prototype.join) as (a: readonly unknown[], separator: string) => string;
+export const MapGet = uncurryThis(Map.prototype.get) as <K, V>(m: ReadonlyMap<K, V>, k: K) => V | undefined;
+export const MapSet = uncurryThis(Map.prototype.set) as <K, V>(m: Map<K, V>, k: K, v: V) => Map<K, V>;
+export const MapHas = uncurryThis(Map.prototype.has) as <K>(m: ReadonlyMap<K, unknown>, k: K) => boolean;
+export const MapClear = uncurryThis(Map.prototype.clear) as (m: Map<unknown, unknown>) => void;
+export const MapSize = uncurryThis(ObjectGetOwnPropertyDescriptor(Map.prototype, 'size')!.get!) as (
+  m: ReadonlyMap<unknown, unknown>,
+) => number;
+export const SetHas = uncurryThis(Set.prototype.has) as <T>(s: ReadonlySet<T>, v: T) => boolean;
+export const SetDelete = uncurryThis(Set.prototype.delete) as <T>(s: Set<T>, v: T) => boolean;
+export const SetAdd = uncurryThis(Set.prototype.add) as <T>(s: Set<T>, v: T) => Set<T>;
+export const WeakSetHas = uncurryThis(WeakSet.prototype.has) as <T extends object>(s: WeakSet<T>, v: T) => boolean;
+export const WeakSetAdd = uncurryThis(WeakSet.prototype.add) as <T extends object>(s: WeakSet<T>, v: T) => WeakSet<T>;
+/**
+ * `s.split(separator)` for a string separator, without `String.prototype.split`, which consults
+ * `separator[Symbol.split]` on the (replaceable) String prototype on some Node versions.
+ */
+export function splitString(s: string, separator: string): string[] {
+  const parts: string[] = [];
+  if (separator === '') return [s];
+  let from = 0;
+  for (;;) {
+    const at = StringIndexOf(s, separator, from);
+    if (at === -1) break;
+    parts[parts.length] = StringSlice(s, from, at);
+    from = at + separator.length;
+  }
+  parts[parts.length] = StringSlice(s, from);
+  return parts;
+}
+// `RegExp.prototype.test` looks up `exec` on the regex at call time; the captured `exec` runs the built-in matcher.
+export const RegExpExec = uncurryThis(RegExp.prototype.exec) as (r: RegExp, s: string) => RegExpExecArray | null;
+export const StringTrim = uncurryThis(String.prototype.trim) as (s: string) => string;
+
+/**
+ * The process's own env object, captured before the env guard replaces `process.env` with a filtering proxy.
+ * Only for the guard's own reads (NODE_OPTIONS as the process started); never handed to user code.
+ */
+export const processEnvRaw: Record<string, string | undefined> = process.env;

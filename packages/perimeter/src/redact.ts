@@ -16,6 +16,8 @@ const TOKEN_SHAPES: readonly RegExp[] = [
   /\beyJ[0-9A-Za-z_-]{8,}\.[0-9A-Za-z_-]{8,}\.[0-9A-Za-z_-]{8,}\b/g, // JWT
 ];
 const MASK = '[REDACTED]';
+/** Every URL in a text (a detail can hold several), up to the first character that cannot be part of one. */
+const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>`]+/gi;
 
 let secretValues: string[] = [];
 
@@ -37,7 +39,7 @@ export function rememberSecretValues(env: Record<string, string | undefined>): v
 
 export function redact(text: string): string {
   let out = text;
-  if (out.includes('://')) out = redactUrl(out);
+  if (out.includes('://')) out = out.replace(URL_IN_TEXT, redactUrl);
   for (const value of secretValues) {
     if (out.includes(value)) out = out.split(value).join(MASK);
     const encoded = encodeURIComponent(value);
@@ -48,18 +50,19 @@ export function redact(text: string): string {
 }
 
 function redactUrl(text: string): string {
-  const start = text.indexOf('://');
-  const schemeStart = text.lastIndexOf(' ', start) + 1;
-  const prefix = text.slice(0, schemeStart);
   let url: URL;
   try {
-    url = new URLCtor(text.slice(schemeStart));
+    url = new URLCtor(text);
   } catch {
     return text;
   }
   let changed = false;
   if (url.password) {
     url.password = MASK;
+    changed = true;
+  } else if (url.username) {
+    // A lone user name in a URL is usually a token (`https://<token>@github.com/…`).
+    url.username = MASK;
     changed = true;
   }
   for (const name of [...url.searchParams.keys()]) {
@@ -68,5 +71,8 @@ function redactUrl(text: string): string {
       changed = true;
     }
   }
-  return changed ? prefix + url.href : text;
+  // The URL serialiser percent-encodes the brackets; the mask reads the same everywhere.
+  return changed ? url.href.split(ENCODED_MASK).join(MASK) : text;
 }
+
+const ENCODED_MASK = encodeURIComponent(MASK);

@@ -7,11 +7,22 @@ import { isPerimeterError, type PerimeterError, perimeterError } from './errors.
 import { configureSink, emit, flushEvents } from './events.js';
 import { activePolicy, setActivePolicy } from './guard.js';
 import { installInterceptors } from './intercept/install.js';
+import { callerPackagesOrUnknown } from './intercept/internals.js';
+import { WORKER_POLICY_KEY, type WorkerPolicyPayload } from './intercept/worker.js';
+import { startPlatformSupport } from './platform.js';
 import type { CompiledPolicy, PolicyDocument } from './policy/compile.js';
 import { findPolicyFile, parsePolicy, readPolicyFile } from './policy/load.js';
-import { fsWriteSync, JSONStringify, ObjectDefineProperty, ObjectFreeze } from './pristine.js';
+import {
+  fsWriteSync,
+  getBuiltinModule,
+  JSONParse,
+  JSONStringify,
+  ObjectDefineProperty,
+  ObjectFreeze,
+} from './pristine.js';
 import { rememberSecretValues } from './redact.js';
 import { defaultFunctionName } from './scope.js';
+import { startIntegrityWatch, verifyIntegrity } from './tamper.js';
 
 const GUARD_KEY = Symbol.for('perimeter.guard');
 
@@ -47,13 +58,27 @@ export function guard(policy?: PolicyDocument | string, options: GuardOptions = 
         ? parsePolicy(policy)
         : locateAndRead(env);
   const existing = activePolicy();
-  if (existing) {
-    if (JSONStringify(existing.document) === JSONStringify(compiled.document)) return info(existing);
+  // Another copy of the library (a bundled adapter, or a copy re-required after clearing require.cache) sees
+  // the process-wide marker even though its own state is empty.
+  const marker = (globalThis as any)[GUARD_KEY] as { document?: string } | undefined;
+  const current = existing ? JSONStringify(existing.document) : marker?.document;
+  if (current !== undefined) {
+    if (current === JSONStringify(compiled.document) && existing) return info(existing);
+    if (current === JSONStringify(compiled.document)) return info(compiled);
+    emit({
+      type: 'tamper',
+      capability: 'guard',
+      action: 'blocked',
+      target: 'guard()',
+      package: callerPackagesOrUnknown()[0] ?? 'app',
+      reason: 'already-guarded',
+      detail: 'a second guard() with a different policy was refused',
+    });
     throw perimeterError(
       'ERR_PERIMETER_ALREADY_GUARDED',
       'Perimeter is already guarding this process with another policy',
       {
-        file: existing.file,
+        file: existing?.file,
         hint: 'start the guard once, with the function policy (use the preload or one guard() call at the top of the handler file)',
       },
     );
@@ -81,10 +106,14 @@ function start(policy: CompiledPolicy, env: Record<string, string | undefined>, 
     stderr: options.stderr,
   });
   setActivePolicy(policy, env);
+  startPlatformSupport(env);
   installInterceptors();
+  startIntegrityWatch();
+  // Before the flush, so that a change made during the run is in the last batch.
+  process.once('exit', verifyIntegrity);
   process.once('exit', flushEvents);
   ObjectDefineProperty(globalThis, GUARD_KEY, {
-    value: ObjectFreeze({ version: 1, info: info(policy) }),
+    value: ObjectFreeze({ version: 1, info: info(policy), document: JSONStringify(policy.document) }),
     enumerable: false,
     writable: false,
     configurable: false,
@@ -98,10 +127,33 @@ function start(policy: CompiledPolicy, env: Record<string, string | undefined>, 
 export function startFromEnvironment(): void {
   if ((globalThis as any)[GUARD_KEY]) return;
   try {
+    const inherited = policyFromParentThread();
+    if (inherited) {
+      start(inherited.policy, process.env, {
+        functionName: inherited.payload.functionName,
+        eventsFile: inherited.payload.eventsFile,
+      });
+      return;
+    }
     guard();
   } catch (error) {
     stopBeforeHandler(error);
   }
+}
+
+/**
+ * In a worker started by a guarded thread: the policy that thread handed over (intercept/worker.ts). It wins over
+ * anything in the worker's env, which the caller chose.
+ */
+function policyFromParentThread(): { policy: CompiledPolicy; payload: WorkerPolicyPayload } | null {
+  // Node replaces process.abort in workers; checking its name first spares the main thread loading
+  // worker_threads (~0.7 ms of cold start). isMainThread is the authoritative answer.
+  if ((process.abort as { name?: string } | undefined)?.name !== 'unavailableInWorker') return null;
+  const workerThreads = getBuiltinModule('worker_threads') as typeof import('node:worker_threads');
+  if (workerThreads.isMainThread) return null;
+  const payload = workerThreads.getEnvironmentData(WORKER_POLICY_KEY) as WorkerPolicyPayload | undefined;
+  if (!payload || typeof payload.document !== 'string') return null;
+  return { policy: parsePolicy(JSONParse(payload.document), payload.file), payload };
 }
 
 /** Exit code for "the policy is unusable": EX_CONFIG from sysexits.h. */
@@ -113,7 +165,13 @@ function stopBeforeHandler(error: unknown): never {
     : perimeterError('ERR_PERIMETER_INTERNAL', `Perimeter failed to start: ${(error as Error)?.message ?? error}`, {
         cause: error,
       });
-  configureSink({ functionName: defaultFunctionName(process.env, process.argv[1]) });
+  const functionName = defaultFunctionName(process.env, process.argv[1]);
+  try {
+    // The events file too: a log pipeline that reads only the file must see why the function never started.
+    configureSink({ functionName, eventsFile: process.env.PERIMETER_EVENTS_FILE });
+  } catch {
+    configureSink({ functionName });
+  }
   emit({
     type: 'policy-error',
     capability: 'policy',

@@ -107,8 +107,16 @@ export interface RecordedRequest {
 export async function startRecordingServer(
   handler?: (req: http.IncomingMessage, res: http.ServerResponse, body: string) => boolean | undefined,
   host = '127.0.0.1',
-): Promise<{ port: number; url: string; requests: RecordedRequest[]; close(): Promise<void> }> {
+): Promise<{
+  port: number;
+  url: string;
+  requests: RecordedRequest[];
+  /** TCP connections accepted, so a test can tell "no request" from "not even a connection". */
+  readonly connections: number;
+  close(): Promise<void>;
+}> {
   const requests: RecordedRequest[] = [];
+  let connections = 0;
   const server = http.createServer((req, res) => {
     let body = '';
     req.on('data', (d) => (body += d));
@@ -120,6 +128,7 @@ export async function startRecordingServer(
     });
   });
   server.keepAliveTimeout = 100;
+  server.on('connection', () => connections++);
   await new Promise<void>((done) => server.listen(0, host, done));
   const { port } = server.address() as AddressInfo;
   const shown = host.includes(':') ? `[${host}]` : host;
@@ -127,6 +136,9 @@ export async function startRecordingServer(
     port,
     url: `http://${shown}:${port}`,
     requests,
+    get connections() {
+      return connections;
+    },
     close: () =>
       new Promise<void>((done) => {
         server.closeAllConnections?.();

@@ -12,7 +12,14 @@ import { activePolicy, checkNetwork } from '../guard.js';
 import type { NetworkTarget } from '../policy/evaluate.js';
 import { normalizeHost } from '../policy/host.js';
 import { DEFAULT_PORT } from '../policy/pattern.js';
-import { ObjectDefineProperty, PromiseReject, ReflectApply, ReflectConstruct, URLCtor } from '../pristine.js';
+import {
+  ObjectDefineProperty,
+  PromiseReject,
+  ReflectApply,
+  ReflectConstruct,
+  StringSlice,
+  URLCtor,
+} from '../pristine.js';
 import { splitPath } from './http.js';
 import { disguise, guardProperty } from './patch.js';
 
@@ -184,20 +191,29 @@ export function patchConstructor(name: 'WebSocket' | 'EventSource', onFirstUse: 
     const Guarded = function (this: unknown, url: unknown, ...rest: unknown[]) {
       if (new.target === undefined) return ReflectApply(original, this, [url, ...rest]);
       onFirstUse();
+      // Converted once, and the string is what the real constructor gets: an object whose toString answers an
+      // allowed URL to the check and another one to the constructor must not pass (tamper suite).
+      let text: string;
+      try {
+        text = typeof url === 'string' ? url : `${url}`;
+      } catch {
+        return ReflectConstruct(original, [url, ...rest], new.target);
+      }
       let parsed: URL | null = null;
       try {
-        parsed = new URLCtor(String(url));
+        parsed = new URLCtor(text);
       } catch {
         // Invalid URL: the real constructor throws its own SyntaxError.
       }
       if (parsed) {
         if (name === 'WebSocket' && (parsed.protocol === 'http:' || parsed.protocol === 'https:')) {
-          parsed = new URLCtor(parsed.href.replace(/^http/, 'ws'));
+          // "http…" → "ws…" without String.prototype.replace, which a dependency can replace.
+          parsed = new URLCtor(`ws${StringSlice(parsed.href, 4)}`);
         }
         const denied = checkUrl(parsed, 'GET', undefined);
         if (denied) throw denied;
       }
-      return ReflectConstruct(original, [url, ...rest], new.target);
+      return ReflectConstruct(original, [text, ...rest], new.target);
     };
     Guarded.prototype = original.prototype;
     return disguise(Guarded, original);

@@ -9,7 +9,8 @@
 import { checkNetwork } from '../guard.js';
 import type { NetworkTarget } from '../policy/evaluate.js';
 import { normalizeHost } from '../policy/host.js';
-import { ReflectApply, SafeWeakSet, URLCtor } from '../pristine.js';
+import { ReflectApply, SafeWeakSet, URLCtor, WeakSetAdd, WeakSetHas } from '../pristine.js';
+import { socketDestination } from './net.js';
 import { guardProperty } from './patch.js';
 
 interface RequestLike {
@@ -46,12 +47,17 @@ export function splitPath(rawPath: string): { path: string; query: string } {
 function requestTarget(
   req: RequestLike,
   options: Record<string, any> | undefined,
+  socket?: unknown,
 ): { target: NetworkTarget; query: string } {
   const protocol = req.protocol ?? options?.protocol ?? req.agent?.protocol ?? 'http:';
   const scheme = protocol === 'https:' ? 'https' : 'http';
-  const rawHost = String(options?.host ?? options?.hostname ?? req.host ?? 'localhost');
+  // Without agent options (custom createConnection, or a request created before http was guarded) the host and
+  // port are where the socket really connects: ClientRequest does not keep the port, and a Host header is
+  // whatever the caller wrote.
+  const destination = options ? undefined : socketDestination(socket);
+  const rawHost = String(options?.host ?? options?.hostname ?? destination?.host ?? req.host ?? 'localhost');
   const defaultPort = req.agent?.defaultPort || (scheme === 'https' ? 443 : 80);
-  const port = Number(options?.port) || defaultPort;
+  const port = Number(options?.port) || destination?.port || defaultPort;
   const { path, query } = splitPath(req.path ?? '/');
   return {
     target: {
@@ -76,7 +82,7 @@ export function patchHttp(http: typeof import('node:http')): void {
     'addRequest',
     (original) =>
       function addRequest(this: unknown, req: RequestLike, options: Record<string, any>, ...rest: unknown[]) {
-        judged.add(req);
+        WeakSetAdd(judged, req);
         const { target, query } = requestTarget(req, options);
         const denied = checkNetwork(target, query);
         if (denied) {
@@ -94,9 +100,9 @@ export function patchHttp(http: typeof import('node:http')): void {
     'onSocket',
     (original) =>
       function onSocket(this: RequestLike, socket: unknown, err?: unknown) {
-        if (!judged.has(this) && !err) {
-          judged.add(this);
-          const { target, query } = requestTarget(this, undefined);
+        if (!WeakSetHas(judged, this) && !err) {
+          WeakSetAdd(judged, this);
+          const { target, query } = requestTarget(this, undefined, socket);
           const denied = checkNetwork(target, query);
           if (denied) {
             if (this.listenerCount('error') === 0) this.once('error', () => {});

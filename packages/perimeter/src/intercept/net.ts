@@ -3,11 +3,11 @@
  * through (net.connect, new net.Socket().connect, tls.connect, https, http2, and undici underneath fetch).
  * Judged by host and port; a TLS servername is judged too, so SNI cannot name a host the policy denies.
  */
-import { checkNetwork } from '../guard.js';
+import { checkNetwork, wouldAllow } from '../guard.js';
 import type { NetworkTarget } from '../policy/evaluate.js';
-import { normalizeHost } from '../policy/host.js';
-import { processNextTick, ReflectApply } from '../pristine.js';
-import { guardProperty } from './patch.js';
+import { isIPv4, isIPv6, normalizeHost } from '../policy/host.js';
+import { ArrayIsArray, getBuiltinModule, processNextTick, ReflectApply } from '../pristine.js';
+import { guardProperty, snapshotOptions } from './patch.js';
 
 interface SocketLike {
   destroy(err?: Error): void;
@@ -52,7 +52,16 @@ function connectOptions(args: unknown[]): Record<string, unknown> {
 let netPatched = false;
 // Known once tls is guarded; it only decides whether a target reads as tls:// or tcp:// in events.
 let tlsModule: typeof import('node:tls') | null = null;
+// The resolver used to check a caller-supplied lookup's answers (the guarded dns.lookup: the name is allowed).
+let systemLookup: (host: string, options: object, cb: (err: Error | null, answers?: unknown) => void) => void;
 let beforeConnect: (() => void) | null = null;
+// Where each socket was asked to connect: an HTTP request on a socket made by a custom `createConnection` is
+// judged by the port it really goes to, not by a Host header the caller controls.
+const destinations = new WeakMap<object, { host: string; port: number }>();
+
+export function socketDestination(socket: unknown): { host: string; port: number } | undefined {
+  return typeof socket === 'object' && socket !== null ? destinations.get(socket) : undefined;
+}
 
 /** Lets the installer catch up on modules loaded out of its sight, just before a connection is judged. */
 export function setBeforeConnect(hook: () => void): void {
@@ -62,6 +71,7 @@ export function setBeforeConnect(hook: () => void): void {
 export function patchNet(net: typeof import('node:net'), tls: typeof import('node:tls') | null): void {
   if (!netPatched) {
     netPatched = true;
+    systemLookup = getBuiltinModule('dns').lookup;
     guardProperty(
       net.Socket.prototype,
       'connect',
@@ -69,9 +79,22 @@ export function patchNet(net: typeof import('node:net'), tls: typeof import('nod
         function connect(this: SocketLike, ...args: unknown[]) {
           beforeConnect?.();
           const isTls = tlsModule !== null && this instanceof tlsModule.TLSSocket;
-          const denied = checkNetwork(socketTarget(connectOptions(args), isTls ? 'tls' : 'tcp'));
+          // The check and the connection must read the same values: an options object whose getters answer
+          // an allowed port first and another one later would otherwise pass (tamper suite).
+          snapshotConnectArgs(args);
+          const options = connectOptions(args);
+          const target = socketTarget(options, isTls ? 'tls' : 'tcp');
+          if (target.kind === 'socket') destinations.set(this, { host: target.host, port: target.port });
+          const denied = checkNetwork(target);
+          if (!denied && typeof options.lookup === 'function' && target.kind === 'socket' && !isIP(target.host)) {
+            // A caller-supplied resolver could answer "allowed.example is 203.0.113.9". Its answers must be
+            // addresses the policy allows or addresses the system resolver also gives for that name.
+            args = withLookup(args, options, verifiedLookup(options.lookup as LookupFunction, target));
+          }
           if (denied) {
-            // Fails like a refused connection: an async 'error' then 'close', nothing sent, no lookup done.
+            // Fails like a refused connection: an async 'error' then 'close', nothing sent, no lookup done. Until
+            // then it reads as connecting, or http2 and tls would take it for an open connection and go on.
+            (this as { connecting?: boolean }).connecting = true;
             processNextTick(() => {
               if (this.listenerCount('error') === 0) this.once('error', () => {});
               this.destroy(denied);
@@ -86,6 +109,47 @@ export function patchNet(net: typeof import('node:net'), tls: typeof import('nod
     tlsModule = tls;
     patchTls(tls);
   }
+}
+
+type LookupCallback = (err: Error | null, address?: unknown, family?: number) => void;
+type LookupFunction = (hostname: string, options: unknown, callback: LookupCallback) => void;
+
+function isIP(host: string): boolean {
+  return isIPv4(host) || isIPv6(host);
+}
+
+/** Replaces the lookup in whichever argument form net.connect / socket.connect was given. */
+function withLookup(args: unknown[], options: Record<string, unknown>, lookup: LookupFunction): unknown[] {
+  const replaced = { ...options, lookup };
+  const first = args[0];
+  if (Array.isArray(first)) {
+    // net's internal normalised form carries a symbol marker on the array itself: keep the array, swap the object.
+    const copy = first.slice();
+    for (const key of Object.getOwnPropertySymbols(first)) (copy as any)[key] = (first as any)[key];
+    copy[0] = replaced;
+    return [copy, ...args.slice(1)];
+  }
+  return [replaced, ...args.slice(1)];
+}
+
+function verifiedLookup(userLookup: LookupFunction, target: NetworkTarget): LookupFunction {
+  return function lookup(hostname, lookupOptions, callback) {
+    userLookup(hostname, lookupOptions, (err, address, family) => {
+      if (err) return callback(err, address, family);
+      const answers = Array.isArray(address) ? address.map((a: { address: string }) => a.address) : [String(address)];
+      const unexplained = answers.filter((a) => !wouldAllow({ ...target, host: normalizeHost(a) ?? a }));
+      if (unexplained.length === 0) return callback(null, address, family);
+      systemLookup(hostname, { all: true }, (systemErr, systemAnswers) => {
+        const known = new Set(
+          systemErr ? [] : (systemAnswers as Array<{ address: string }>).map((a) => normalizeHost(a.address)),
+        );
+        if (unexplained.every((a) => known.has(normalizeHost(a)))) return callback(null, address, family);
+        const denied = checkNetwork({ ...target, host: normalizeHost(unexplained[0]!) ?? unexplained[0]! });
+        if (denied) return callback(denied);
+        callback(null, address, family);
+      });
+    });
+  };
 }
 
 let tlsPatched = false;
@@ -111,6 +175,7 @@ function patchTls(tls: typeof import('node:tls')): void {
           if (denied) {
             // tls.connect returns a TLSSocket; hand back one that fails the same way a refused connection does.
             const socket = new tls.TLSSocket(null as any);
+            (socket as { connecting: boolean }).connecting = true;
             processNextTick(() => {
               if (socket.listenerCount('error') === 0) socket.once('error', () => {});
               socket.destroy(denied);
@@ -121,4 +186,16 @@ function patchTls(tls: typeof import('node:tls')): void {
         return ReflectApply(original, this, args);
       },
   );
+}
+
+/** Replaces an options argument (or net's internal `[options, cb]` form) with a plain copy read once. */
+function snapshotConnectArgs(args: unknown[]): void {
+  const first = args[0];
+  if (ArrayIsArray(first)) {
+    // net's own normalised form carries a private symbol on the array itself: keep the array, copy its options.
+    const options = first[0];
+    if (options !== null && typeof options === 'object') first[0] = snapshotOptions(options);
+  } else if (first !== null && typeof first === 'object') {
+    args[0] = snapshotOptions(first);
+  }
 }

@@ -7,24 +7,35 @@
  *   (APM agents and test tools wrap `http.request` this way) stores the new function *behind* the guard, so
  *   the check still runs first. A dependency that assigns an old reference back gains nothing.
  */
-import { ObjectDefineProperty, ObjectGetOwnPropertyDescriptor, ReflectOwnKeys, SafeWeakSet } from '../pristine.js';
+import {
+  ObjectDefineProperty,
+  ObjectGetOwnPropertyDescriptor,
+  ReflectApply,
+  ReflectOwnKeys,
+  SafeWeakSet,
+  WeakSetAdd,
+  WeakSetHas,
+} from '../pristine.js';
 
 const wrappers = new SafeWeakSet<Function>();
 
 export function isGuardWrapper(fn: unknown): boolean {
-  return typeof fn === 'function' && wrappers.has(fn);
+  return typeof fn === 'function' && WeakSetHas(wrappers, fn);
 }
 
 /** Gives `wrapper` the outward shape of `original` and remembers it as one of ours. */
 export function disguise<T extends Function>(wrapper: T, original: Function): T {
-  for (const key of ReflectOwnKeys(original)) {
+  const keys = ReflectOwnKeys(original);
+  // An index loop: patches are applied lazily, after dependencies ran, and `for…of` uses the replaceable iterator.
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
     if (key === 'arguments' || key === 'caller') continue;
     const descriptor = ObjectGetOwnPropertyDescriptor(original, key)!;
     const existing = ObjectGetOwnPropertyDescriptor(wrapper, key);
     if (existing && !existing.configurable) continue;
     ObjectDefineProperty(wrapper, key, descriptor);
   }
-  wrappers.add(wrapper);
+  WeakSetAdd(wrappers, wrapper);
   return wrapper;
 }
 
@@ -41,7 +52,7 @@ export function guardProperty(
 ): void {
   const descriptor = ObjectGetOwnPropertyDescriptor(target, key);
   if (!descriptor) return;
-  const original = descriptor.get ? descriptor.get.call(target) : descriptor.value;
+  const original = descriptor.get ? ReflectApply(descriptor.get, target, []) : descriptor.value;
   if (typeof original !== 'function' || isGuardWrapper(original)) return;
   let current = disguise(wrap(original), original);
   if (options.writable) {
@@ -82,3 +93,13 @@ export function failWith(
 }
 
 function ignore(): void {}
+
+/**
+ * A plain copy of an options object with every enumerable property (own and inherited) read exactly once, for
+ * the check and the real call to share: getters cannot show the check one value and Node another.
+ */
+export function snapshotOptions(options: object): Record<string, unknown> {
+  const copy: Record<string, unknown> = {};
+  for (const key in options) copy[key] = (options as Record<string, unknown>)[key];
+  return copy;
+}

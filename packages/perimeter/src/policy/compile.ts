@@ -2,7 +2,16 @@
  * Turns a validated policy document into the form the hot path reads: modes resolved per capability, network
  * patterns compiled and indexed by exact host, package rules looked up by name.
  */
+import { type CompiledEnv, compileEnv } from './env.js';
+import { type CompiledFs, compileFs } from './fs.js';
 import { compileNetworkPattern, type NetworkRule } from './pattern.js';
+import { type CompiledProcess, compileProcess } from './process.js';
+import {
+  type CompiledAddonRules,
+  type CompiledWorkerRules,
+  compileAddonRules,
+  compileWorkerRules,
+} from './runtime-caps.js';
 
 export type Mode = 'block' | 'alert' | 'allow';
 
@@ -10,8 +19,10 @@ export interface PolicyDocument {
   mode?: Mode;
   network?: { mode?: Mode; allow?: string[]; platform?: boolean };
   fs?: { mode?: Mode; read?: string[]; write?: string[] };
-  process?: { mode?: Mode; allow?: string[] };
+  process?: { mode?: Mode; allow?: string[]; unguardedNode?: boolean };
   env?: { mode?: Mode; allow?: string[] };
+  worker?: { mode?: Mode; allow?: boolean };
+  addon?: { mode?: Mode; allow?: string[] };
   packages?: Record<string, PackageDocument>;
 }
 
@@ -44,8 +55,16 @@ export interface CompiledPolicy {
   packages: ReadonlyMap<string, CompiledPackage>;
   /** Rules for every dependency that has no entry of its own (`packages["*"]`). */
   anyPackage: CompiledPackage | null;
+  worker: CompiledWorkerRules;
+  addon: CompiledAddonRules;
   /** True when some package narrows network access, so a decision needs to know who is calling. */
   packageNetworkRules: boolean;
+  /** File system rules, defaults and always-denied areas (policy/fs.ts). */
+  fs: CompiledFs;
+  /** Child process rules (policy/process.ts). */
+  process: CompiledProcess;
+  /** Environment variable rules (policy/env.ts). */
+  env: CompiledEnv;
 }
 
 export function compilePolicy(document: PolicyDocument, file: string): CompiledPolicy {
@@ -73,7 +92,12 @@ export function compilePolicy(document: PolicyDocument, file: string): CompiledP
     },
     packages,
     anyPackage,
+    worker: compileWorkerRules(document, mode),
+    addon: compileAddonRules(document, mode, file),
     packageNetworkRules: all.some((p) => p.network !== null),
+    fs: compileFs(document),
+    process: compileProcess(document, mode, file),
+    env: compileEnv(document, mode),
   };
 }
 

@@ -3,6 +3,8 @@
  * module says whether the policy allows it. The steps are numbered as in docs/policy.md ("How a network
  * decision is made").
  */
+
+import { MapGet, SetHas } from '../pristine.js';
 import type { CompiledPolicy, NetworkRuleSet } from './compile.js';
 import { matchGlob } from './glob.js';
 import { matchHost, type NetworkRule, TCP_SCHEMES } from './pattern.js';
@@ -39,9 +41,15 @@ export function evaluateNetwork(
 ): Verdict {
   // Step 1: the platform's own endpoints (Lambda Runtime API…) keep working unless the policy opts out.
   if (policy.network.platform && target.kind !== 'unix') {
-    for (const endpoint of platform) {
+    // Index loops, here and below: `for…of` goes through the array iterator, which a dependency can replace to
+    // feed the loop an endpoint or a rule of its own making.
+    for (let i = 0; i < platform.length; i++) {
+      const endpoint = platform[i]!;
       if (endpoint.host === target.host && (target.kind === 'dns' || endpoint.port === target.port)) {
-        return { allowed: true, by: 'platform' };
+        // Only for the platform's runtime and the app: a dependency on the Runtime API could take the next
+        // invocation's event or post a forged response. A dependency falls through to the rules like any target.
+        if (onlyPlatformCode(packagesOnStack())) return { allowed: true, by: 'platform' };
+        break;
       }
     }
   }
@@ -51,8 +59,10 @@ export function evaluateNetwork(
   // Step 3: every package on the call stack that has rules of its own (or falls under packages["*"]) must allow
   // it too. A package can only narrow what the function may do, never widen it.
   if (policy.packageNetworkRules) {
-    for (const name of packagesOnStack()) {
-      const own = policy.packages.get(name) ?? policy.anyPackage;
+    const names = packagesOnStack();
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!;
+      const own = MapGet(policy.packages, name) ?? policy.anyPackage;
       if (own?.network && findRule(own.network, target) === null) {
         return { allowed: false, reason: 'package-rule', deniedBy: name };
       }
@@ -62,12 +72,29 @@ export function evaluateNetwork(
   return { allowed: true, by: rule };
 }
 
-export function findRule(set: NetworkRuleSet, target: NetworkTarget): NetworkRule | null {
-  const exact = set.byHost.get(target.host);
-  if (exact) {
-    for (const rule of exact) if (ruleMatches(rule, target)) return rule;
+/**
+ * Runtimes that ship as npm packages and poll the Runtime API themselves (`npx aws-lambda-ric` in a container image).
+ * The runtime under LAMBDA_RUNTIME_DIR (/var/runtime) is outside node_modules, so it is attributed like the app.
+ */
+export const PLATFORM_PACKAGES: readonly string[] = ['aws-lambda-ric'];
+
+/** Whether the packages on a stack are all the platform's own (or there are none: the app, the runtime). */
+export function onlyPlatformCode(packages: readonly string[]): boolean {
+  for (let i = 0; i < packages.length; i++) {
+    let known = false;
+    for (let j = 0; j < PLATFORM_PACKAGES.length; j++) if (packages[i] === PLATFORM_PACKAGES[j]) known = true;
+    if (!known) return false;
   }
-  for (const rule of set.wildcard) if (ruleMatches(rule, target)) return rule;
+  return true;
+}
+
+export function findRule(set: NetworkRuleSet, target: NetworkTarget): NetworkRule | null {
+  const exact = MapGet(set.byHost, target.host);
+  if (exact) {
+    for (let i = 0; i < exact.length; i++) if (ruleMatches(exact[i]!, target)) return exact[i]!;
+  }
+  const wildcard = set.wildcard;
+  for (let i = 0; i < wildcard.length; i++) if (ruleMatches(wildcard[i]!, target)) return wildcard[i]!;
   return null;
 }
 
@@ -76,14 +103,14 @@ function ruleMatches(rule: NetworkRule, target: NetworkTarget): boolean {
     case 'http':
       return (
         rule.scheme === target.scheme &&
-        (rule.methods === null || rule.methods.has(target.method)) &&
+        (rule.methods === null || SetHas(rule.methods, target.method)) &&
         (rule.port === null || rule.port === target.port) &&
         matchHost(rule.host, target.host) &&
         matchGlob(rule.path, target.path)
       );
     case 'socket':
       return (
-        TCP_SCHEMES.has(rule.scheme) &&
+        SetHas(TCP_SCHEMES, rule.scheme) &&
         (rule.port === null || rule.port === target.port) &&
         matchHost(rule.host, target.host)
       );

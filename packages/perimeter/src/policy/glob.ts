@@ -4,6 +4,8 @@
  * regex backtracks polynomially on hostile input, while this matcher is O(segments × pattern segments).
  */
 
+import { StringCharCodeAt, StringStartsWith, splitString } from '../pristine.js';
+
 export type GlobMatcher =
   | { kind: 'any' }
   | { kind: 'exact'; value: string }
@@ -25,9 +27,12 @@ export function matchGlob(glob: GlobMatcher, value: string): boolean {
     case 'exact':
       return value === glob.value;
     case 'prefix':
-      return value === glob.prefix || (value.startsWith(glob.prefix) && value.charCodeAt(glob.prefix.length) === 47);
+      return (
+        value === glob.prefix ||
+        (StringStartsWith(value, glob.prefix) && StringCharCodeAt(value, glob.prefix.length) === 47)
+      );
     case 'segments':
-      return matchSegments(glob.segments, value.split('/'));
+      return matchSegments(glob.segments, splitString(value, '/'));
   }
 }
 
@@ -54,10 +59,11 @@ export function matchSegment(pattern: string, text: string): boolean {
   let star = -1;
   let mark = 0;
   while (t < text.length) {
-    if (p < pattern.length && pattern.charCodeAt(p) !== 42 && pattern.charCodeAt(p) === text.charCodeAt(t)) {
+    const pc = p < pattern.length ? StringCharCodeAt(pattern, p) : -1;
+    if (pc !== -1 && pc !== 42 && pc === StringCharCodeAt(text, t)) {
       p++;
       t++;
-    } else if (p < pattern.length && pattern.charCodeAt(p) === 42) {
+    } else if (pc === 42) {
       star = p++;
       mark = t;
     } else if (star !== -1) {
@@ -67,6 +73,6 @@ export function matchSegment(pattern: string, text: string): boolean {
       return false;
     }
   }
-  while (p < pattern.length && pattern.charCodeAt(p) === 42) p++;
+  while (p < pattern.length && StringCharCodeAt(pattern, p) === 42) p++;
   return p === pattern.length;
 }

@@ -5,40 +5,71 @@
  * compressed without brackets or zone, and IPv4-mapped IPv6 (`::ffff:127.0.0.1`) as the IPv4 it maps to.
  * The WHATWG URL host parser does most of this; it is the same parser `fetch` and `http` use on the way out.
  */
-import { SafeMap, URLCtor, urlDomainToASCII } from '../pristine.js';
+import {
+  MapClear,
+  MapGet,
+  MapSet,
+  MapSize,
+  RegExpExec,
+  SafeMap,
+  StringEndsWith,
+  StringIncludes,
+  StringIndexOf,
+  StringSlice,
+  StringStartsWith,
+  StringToLowerCase,
+  StringTrim,
+  URLCtor,
+  urlDomainToASCII,
+} from '../pristine.js';
 
 const cache = new SafeMap<string, string | null>();
 const CACHE_LIMIT = 1024;
 
 /** Returns the canonical host, or null when the string is not a host at all. */
 export function normalizeHost(raw: string): string | null {
-  const hit = cache.get(raw);
+  const hit = MapGet(cache, raw);
   if (hit !== undefined) return hit;
   const normalized = normalizeUncached(raw);
-  if (cache.size >= CACHE_LIMIT) cache.clear();
-  cache.set(raw, normalized);
+  if (MapSize(cache) >= CACHE_LIMIT) MapClear(cache);
+  MapSet(cache, raw, normalized);
   return normalized;
 }
 
 function normalizeUncached(raw: string): string | null {
-  let host = raw.trim();
-  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
-  if (host.includes(':')) return normalizeIPv6(host);
-  const ascii = urlDomainToASCII(host.toLowerCase());
-  if (ascii === '') return null;
-  return ascii.endsWith('.') ? ascii.slice(0, -1) : ascii;
+  let host = StringTrim(raw);
+  const bracketed = StringStartsWith(host, '[') && StringEndsWith(host, ']');
+  if (bracketed) host = StringSlice(host, 1, -1);
+  if (StringIncludes(host, ':')) return normalizeIPv6(host);
+  if (bracketed) return null; // brackets hold an IPv6 address, never a name: "[evil.com]" is not evil.com
+  // domainToASCII parses like a URL: it stops at "/", "?", "#" or "\\", drops tabs and decodes "%2e", so
+  // "allowed.com/x" would read as allowed.com while the connection looks up the whole string. Not a host.
+  if (RegExpExec(/[\s/?#\\%@\p{Cc}]/u, host) !== null) return null;
+  const ascii = urlDomainToASCII(StringToLowerCase(host));
+  const canonical = StringEndsWith(ascii, '.') ? StringSlice(ascii, 0, -1) : ascii;
+  // domainToASCII accepts empty labels ("a..b", ".", "x.."); no DNS name has one, and a rule must not either.
+  if (
+    canonical === '' ||
+    StringStartsWith(canonical, '.') ||
+    StringEndsWith(canonical, '.') ||
+    StringIncludes(canonical, '..')
+  )
+    return null;
+  return canonical;
 }
 
 function normalizeIPv6(host: string): string | null {
-  const zone = host.indexOf('%');
-  if (zone !== -1) host = host.slice(0, zone);
+  const zone = StringIndexOf(host, '%');
+  if (zone !== -1) host = StringSlice(host, 0, zone);
+  // Only address characters go into the URL below: "::1]@evil.com/[" must not parse as a URL with a host.
+  if (RegExpExec(/^[0-9a-fA-F:.]+$/, host) === null) return null;
   let parsed: string;
   try {
-    parsed = new URLCtor(`http://[${host}]/`).hostname.slice(1, -1);
+    parsed = StringSlice(new URLCtor(`http://[${host}]/`).hostname, 1, -1);
   } catch {
     return null;
   }
-  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(parsed);
+  const mapped = RegExpExec(/^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/, parsed);
   if (mapped) {
     const hi = Number.parseInt(mapped[1]!, 16);
     const lo = Number.parseInt(mapped[2]!, 16);
@@ -48,11 +79,11 @@ function normalizeIPv6(host: string): string | null {
 }
 
 export function isIPv4(host: string): boolean {
-  return /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+  return RegExpExec(/^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/, host) !== null;
 }
 
 export function isIPv6(host: string): boolean {
-  return host.includes(':');
+  return StringIncludes(host, ':');
 }
 
 /** The form a host takes inside a URL: IPv6 goes back in brackets. */

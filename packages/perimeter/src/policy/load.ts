@@ -54,7 +54,7 @@ export function readPolicyFile(file: string): CompiledPolicy {
   } catch (cause: any) {
     throw perimeterError('ERR_PERIMETER_POLICY_JSON', `Policy is not valid JSON: ${cause?.message}`, {
       file,
-      key: jsonErrorLocation(text, cause?.message),
+      key: jsonErrorLocation(text),
       hint: 'perimeter.json is strict JSON: no comments, no trailing commas, keys in double quotes',
       cause,
     });
@@ -79,10 +79,76 @@ export function parsePolicy(document: unknown, file = '<inline>'): CompiledPolic
   return compilePolicy(document as PolicyDocument, file);
 }
 
-function jsonErrorLocation(text: string, message: string | undefined): string | undefined {
-  const position = /position (\d+)/.exec(message ?? '');
-  if (!position) return undefined;
-  const offset = Number(position[1]);
+function jsonErrorLocation(text: string): string | undefined {
+  const offset = firstSyntaxError(text);
+  if (offset < 0) return undefined;
   const before = text.slice(0, offset).split('\n');
   return `line ${before.length}, column ${before[before.length - 1]!.length + 1}`;
+}
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: JSON forbids raw control characters inside strings
+const JSON_STRING = /"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/y;
+const JSON_NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+
+/**
+ * The offset of the first syntax error in `text`, or -1. V8 names a position for some mistakes only (not for
+ * "Unexpected token '/'", i.e. a comment, the most common one, nor for a truncated file), so the loader finds
+ * it itself and reports the same line and column on every Node version.
+ */
+function firstSyntaxError(text: string): number {
+  let i = 0;
+  const skipSpace = () => {
+    while (i < text.length && ' \t\n\r'.includes(text[i]!)) i++;
+  };
+  const fail = (): never => {
+    throw i;
+  };
+  const token = (pattern: RegExp) => {
+    pattern.lastIndex = i;
+    if (!pattern.test(text)) fail();
+    i = pattern.lastIndex;
+  };
+  const value = (): void => {
+    skipSpace();
+    const c = text[i];
+    if (c === '{' || c === '[') {
+      const close = c === '{' ? '}' : ']';
+      i++;
+      skipSpace();
+      while (text[i] !== close) {
+        if (c === '{') {
+          skipSpace();
+          if (text[i] !== '"') fail();
+          token(JSON_STRING);
+          skipSpace();
+          if (text[i] !== ':') fail();
+          i++;
+        }
+        value();
+        skipSpace();
+        if (text[i] === close) break;
+        if (text[i] !== ',') fail();
+        i++;
+        skipSpace();
+        if (text[i] === close) fail(); // a trailing comma
+      }
+      i++;
+    } else if (c === '"') {
+      token(JSON_STRING);
+    } else if (c === '-' || (c !== undefined && c >= '0' && c <= '9')) {
+      token(JSON_NUMBER);
+    } else {
+      const word = ['true', 'false', 'null'].find((w) => text.startsWith(w, i));
+      if (word === undefined) fail();
+      i += word!.length;
+    }
+  };
+  try {
+    value();
+    skipSpace();
+    if (i < text.length) fail();
+  } catch (at) {
+    return typeof at === 'number' ? at : -1;
+  }
+  return -1;
 }

@@ -4,6 +4,7 @@
  * shapes (exact host, `*.suffix`, `**.suffix`, literal or `prefix/**` paths).
  */
 import { perimeterError } from '../errors.js';
+import { StringEndsWith, StringLastIndexOf, splitString } from '../pristine.js';
 import { compileGlob, type GlobMatcher, matchGlob, matchSegment } from './glob.js';
 import { normalizeHost } from './host.js';
 
@@ -59,6 +60,7 @@ export function compileNetworkPattern(source: string, key: string, file: string)
     }
   }
   if (rest.startsWith('unix:')) {
+    if (methods) throw fail('a method only applies to http(s)/ws(s), not unix', 'remove the method');
     const path = rest.slice(5);
     if (!path.startsWith('/')) throw fail('a unix socket path must be absolute', 'write e.g. "unix:/tmp/app.sock"');
     return { source, key, methods, scheme: 'unix', host: { kind: 'any' }, port: null, path: compileGlob(path) };
@@ -144,7 +146,10 @@ function compileHost(raw: string, fail: (what: string, hint: string) => Error): 
   for (const label of labels) {
     if (label === '') throw fail(`empty label in host "${raw}"`, 'remove the doubled or trailing dot');
     if (label.includes('*') && label !== '*' && label !== '**' && !/^[a-z0-9-]*\*[a-z0-9-]*$/.test(label)) {
-      throw fail(`"${label}" mixes "**" with text`, 'use "*" for one label, "**" for any number of labels');
+      throw fail(
+        `"${label}" is not a host wildcard`,
+        'use "*" for exactly one label, "**" for one or more labels, or one "*" inside a label ("api-*")',
+      );
     }
   }
   const ascii = labels.map((l) => (l.includes('*') ? l : (normalizeHost(l) ?? l)));
@@ -165,13 +170,13 @@ export function matchHost(matcher: HostMatcher, host: string): boolean {
     case 'oneLabel':
       return (
         host.length > matcher.suffix.length &&
-        host.endsWith(matcher.suffix) &&
-        host.lastIndexOf('.', host.length - matcher.suffix.length - 1) === -1
+        StringEndsWith(host, matcher.suffix) &&
+        StringLastIndexOf(host, '.', host.length - matcher.suffix.length - 1) === -1
       );
     case 'manyLabels':
-      return host.length > matcher.suffix.length && host.endsWith(matcher.suffix);
+      return host.length > matcher.suffix.length && StringEndsWith(host, matcher.suffix);
     case 'labels':
-      return matchLabels(matcher.labels, 0, host.split('.'), 0);
+      return matchLabels(matcher.labels, 0, splitString(host, '.'), 0);
   }
 }
 

@@ -33,7 +33,11 @@ const fsRules = {
 const processRules = {
   type: 'object',
   additionalProperties: false,
-  properties: { allow: stringList('Executables (absolute paths or names resolved through PATH) code may start.') },
+  properties: {
+    allow: stringList(
+      'Programs code may start: an absolute path or a name resolved through PATH, optionally followed by argument globs ("/usr/bin/git status", "convert * -resize * **"; `*` within one argument, `**` any remaining arguments). A shell allowed with no arguments may run any script.',
+    ),
+  },
 } as const;
 
 const envRules = {
@@ -65,8 +69,39 @@ export const policySchema = {
       },
     },
     fs: { ...fsRules, properties: { mode, ...fsRules.properties } },
-    process: { ...processRules, properties: { mode, ...processRules.properties } },
+    process: {
+      ...processRules,
+      properties: {
+        mode,
+        ...processRules.properties,
+        unguardedNode: {
+          type: 'boolean',
+          description:
+            'Let node child processes run without the guard (no --require in their NODE_OPTIONS). Defaults to false.',
+        },
+      },
+    },
     env: { ...envRules, properties: { mode, ...envRules.properties } },
+    worker: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'worker_threads Workers. Denied unless allowed; an allowed worker runs under this same policy.',
+      properties: {
+        mode,
+        allow: { type: 'boolean', description: 'Let code start worker threads. Defaults to false.' },
+      },
+    },
+    addon: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Native addons (.node files loaded by require or process.dlopen).',
+      properties: {
+        mode,
+        allow: stringList(
+          'Globs of .node files that may be loaded, matched against the real path (relative globs: from the policy file).',
+        ),
+      },
+    },
     packages: {
       type: 'object',
       description: 'Narrower rules for one dependency ("*" for every dependency without its own entry).',

@@ -77,7 +77,7 @@ function visit(value: unknown, schema: Schema, key: string, issues: SchemaIssue[
 function hintForType(schema: Schema): string {
   if (schema.type === 'array') return 'write a list, e.g. ["https://api.example.com/**"]';
   if (schema.enum) return `use one of ${schema.enum.join(', ')}`;
-  return `write a ${schema.type}`;
+  return `write ${/^[aeiou]/.test(schema.type ?? '') ? 'an' : 'a'} ${schema.type}`;
 }
 
 /** "did you mean" for typos: the closest candidate within an edit distance of 2. */
