@@ -1,0 +1,457 @@
+/**
+ * The file system: every path-taking function of `fs` (callback and Sync forms) and of `fs.promises` (the same
+ * object as `fs/promises`). Each wrapper turns the path argument (string, Buffer/Uint8Array, file: URL) into a
+ * string once, asks guard.checkFs, and passes that same string on, so an argument that changes between two
+ * reads (a Buffer mutated later, a URL-like object with changing getters, a Proxy) cannot show the guard one
+ * path and the kernel another. Functions that take a file descriptor or a FileHandle were judged when it was
+ * opened. Streams open through `fs.open` and are judged there.
+ */
+import { types } from 'node:util';
+import { checkFs } from '../guard.js';
+import { absolutePath, type FsAccess } from '../policy/fs.js';
+import {
+  ArrayIncludes,
+  ArrayIsArray,
+  ArraySlice,
+  fileURLToPath,
+  fsLstatSync,
+  PromiseReject,
+  pathDirname,
+  processNextTick,
+  ReflectApply,
+  StringCharCodeAt,
+  StringIncludes,
+  StringLastIndexOf,
+  StringSlice,
+} from '../pristine.js';
+import { guardProperty } from './patch.js';
+
+// Captured when this module loads, before `fs` is patched: walking a tree to check it must not be checked itself.
+const pristineReaddirSync = require('node:fs').readdirSync as (path: string) => string[];
+const isUint8Array = types.isUint8Array;
+const isProxy = types.isProxy;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+const decodeUtf8 = TextDecoder.prototype.decode;
+
+/**
+ * How an argument is used:
+ * r/w: read/write what the path leads to; rw: both; rl/wl: read/write the directory entry itself (the last
+ * component is not followed: lstat, unlink, rename, mkdir…); open: flags in the next argument decide;
+ * readfile/writefile: like r/w, but an options.flag can add the other; target: a symlink's target, judged as
+ * a read relative to the link's directory; tmp: an mkdtemp prefix; copy: the source of a recursive copy.
+ */
+type Use = 'r' | 'w' | 'rw' | 'rl' | 'wl' | 'open' | 'readfile' | 'writefile' | 'target' | 'tmp' | 'copy';
+type Style = 'callback' | 'sync' | 'promise' | 'iterator' | 'exists' | 'existsSync';
+type Spec = ReadonlyArray<readonly [index: number, use: Use]>;
+
+/** Base name → path arguments; the callback, Sync and promises forms share it. */
+const PATH_FUNCTIONS: Record<string, Spec> = {
+  access: [[0, 'r']],
+  appendFile: [[0, 'writefile']],
+  chmod: [[0, 'w']],
+  chown: [[0, 'w']],
+  copyFile: [
+    [0, 'r'],
+    [1, 'w'],
+  ],
+  cp: [
+    [0, 'copy'],
+    [1, 'w'],
+  ],
+  exists: [[0, 'r']],
+  lchmod: [[0, 'wl']],
+  lchown: [[0, 'wl']],
+  link: [
+    [0, 'rw'],
+    [1, 'wl'],
+  ],
+  lstat: [[0, 'rl']],
+  lutimes: [[0, 'wl']],
+  mkdir: [[0, 'wl']],
+  mkdtemp: [[0, 'tmp']],
+  mkdtempDisposable: [[0, 'tmp']],
+  open: [[0, 'open']],
+  opendir: [[0, 'r']],
+  readdir: [[0, 'r']],
+  readFile: [[0, 'readfile']],
+  readlink: [[0, 'rl']],
+  realpath: [[0, 'r']],
+  rename: [
+    [0, 'wl'],
+    [1, 'wl'],
+  ],
+  rm: [[0, 'wl']],
+  rmdir: [[0, 'wl']],
+  stat: [[0, 'r']],
+  statfs: [[0, 'r']],
+  symlink: [
+    [1, 'wl'],
+    [0, 'target'],
+  ],
+  truncate: [[0, 'w']],
+  unlink: [[0, 'wl']],
+  utimes: [[0, 'w']],
+  watch: [[0, 'r']],
+  watchFile: [[0, 'r']],
+  writeFile: [[0, 'writefile']],
+  openAsBlob: [[0, 'r']],
+  glob: [],
+};
+
+/** Functions of `fs` that return their result (or a promise: openAsBlob) instead of taking a callback. */
+const RETURNING: Record<string, Style> = { watch: 'sync', watchFile: 'sync', openAsBlob: 'promise' };
+
+const { O_CREAT = 64, O_TRUNC = 512, O_APPEND = 1024 } = require('node:fs').constants as Record<string, number>;
+
+const STRING_FLAGS: Record<string, readonly FsAccess[]> = { __proto__: null } as any;
+for (const f of ['r', 'rs', 'sr']) STRING_FLAGS[f] = ['read'];
+for (const f of ['r+', 'rs+', 'sr+', 'w+', 'wx+', 'xw+', 'a+', 'ax+', 'xa+', 'as+', 'sa+']) {
+  STRING_FLAGS[f] = ['read', 'write'];
+}
+for (const f of ['w', 'wx', 'xw', 'a', 'ax', 'xa', 'as', 'sa']) STRING_FLAGS[f] = ['write'];
+const READ: readonly FsAccess[] = ['read'];
+const WRITE: readonly FsAccess[] = ['write'];
+const BOTH: readonly FsAccess[] = ['read', 'write'];
+
+/** What opening with these flags allows: O_WRONLY/O_RDWR, and O_CREAT/O_TRUNC/O_APPEND even with O_RDONLY, write. */
+export function accessForFlags(flags: unknown, fallback: readonly FsAccess[]): readonly FsAccess[] {
+  // open(path, callback): no flags, the default applies.
+  if (flags === undefined || flags === null || typeof flags === 'function') return fallback;
+  if (typeof flags === 'number') {
+    const mode = flags & 3;
+    const write = mode !== 0 || (flags & (O_CREAT | O_TRUNC | O_APPEND)) !== 0;
+    const read = mode === 0 || mode === 2;
+    return read && write ? BOTH : write ? WRITE : READ;
+  }
+  if (typeof flags === 'string') return STRING_FLAGS[flags] ?? BOTH;
+  return BOTH;
+}
+
+class PathArgumentError extends TypeError {
+  code = 'ERR_INVALID_ARG_TYPE';
+}
+
+/**
+ * The path an argument names, as the string Node would use, or undefined when it is not a path (a file
+ * descriptor, a FileHandle): those are left alone. Throws, as Node would, for a URL that is not file:.
+ */
+function pathOf(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (value === null || typeof value !== 'object') return undefined;
+  if (isUint8Array(value)) {
+    try {
+      return ReflectApply(decodeUtf8, utf8, [value]) as string;
+    } catch {
+      throw new PathArgumentError('Perimeter: a Buffer path that is not valid UTF-8 cannot be judged, so it is denied');
+    }
+  }
+  if (isProxy(value)) throw new PathArgumentError('Perimeter: a Proxy cannot be used as a path');
+  const candidate = value as { href?: unknown; protocol?: unknown; auth?: unknown; path?: unknown };
+  // Node's own test for a URL: read each property once here, and hand Node the resulting string only.
+  const href = candidate.href;
+  const protocol = candidate.protocol;
+  if (href && protocol && candidate.auth === undefined && candidate.path === undefined) {
+    const snapshot = { href, protocol, hostname: (value as URL).hostname, pathname: (value as URL).pathname };
+    return fileURLToPath(snapshot as unknown as URL);
+  }
+  if ('href' in candidate || 'protocol' in candidate) {
+    throw new PathArgumentError('Perimeter: an object that only sometimes looks like a URL cannot be used as a path');
+  }
+  return undefined;
+}
+
+function judge(access: readonly FsAccess[], path: string, follow: boolean): Error | null {
+  for (let i = 0; i < access.length; i++) {
+    const denied = checkFs(access[i]!, path, follow);
+    if (denied) return denied;
+  }
+  return null;
+}
+
+/** Reads `options.flag` once and gives Node a copy, so the flag judged is the flag used. */
+function flagOf(args: unknown[], index: number, keys: readonly string[]): unknown {
+  const options = args[index];
+  if (options === null || typeof options !== 'object') return undefined;
+  const copy: Record<string, unknown> = {};
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    const v = (options as Record<string, unknown>)[key];
+    if (v !== undefined) copy[key] = v;
+  }
+  args[index] = copy;
+  return copy.flag;
+}
+const READ_FILE_OPTIONS = ['encoding', 'flag', 'signal'];
+const WRITE_FILE_OPTIONS = ['encoding', 'mode', 'flag', 'flush', 'signal'];
+
+/**
+ * Judges every path argument, replacing each with the string that was judged. `asynchronous`: the call runs
+ * later on the thread pool, so a relative path is handed on in absolute form; otherwise a `process.chdir()`
+ * right after the call would make the kernel resolve it somewhere the guard never judged. (A symlink target and
+ * an mkdtemp prefix keep their form: the first is the link's content, the second is echoed in the result.)
+ */
+function check(spec: Spec, args: unknown[], asynchronous: boolean): Error | null {
+  // Indexed loops and no destructuring: both would go through Array.prototype[Symbol.iterator], which a
+  // dependency can replace.
+  for (let i = 0; i < spec.length; i++) {
+    const index = spec[i]![0];
+    const use = spec[i]![1];
+    const path = pathOf(args[index]);
+    if (path === undefined) continue;
+    args[index] = asynchronous && path !== '' && use !== 'target' && use !== 'tmp' ? absolutePath(path) : path;
+    // Node refuses these itself; the kernel never sees them.
+    if (StringIncludes(path, '\u0000')) continue;
+    let denied: Error | null;
+    switch (use) {
+      case 'r':
+        denied = judge(READ, path, true);
+        break;
+      case 'copy':
+        denied = judge(READ, path, true);
+        if (denied === null && copyDereferences(args, index + 2)) denied = judgeLinksInside(path);
+        break;
+      case 'w':
+        denied = judge(WRITE, path, true);
+        break;
+      case 'rw':
+        denied = judge(BOTH, path, true);
+        break;
+      case 'rl':
+        denied = judge(READ, path, false);
+        break;
+      case 'wl':
+        denied = judge(WRITE, path, false);
+        break;
+      case 'open':
+        denied = judge(accessForFlags(args[index + 1], READ), path, true);
+        break;
+      case 'readfile': {
+        const flag = typeof args[index + 1] === 'string' ? undefined : flagOf(args, index + 1, READ_FILE_OPTIONS);
+        denied = judge(accessForFlags(flag, READ), path, true);
+        break;
+      }
+      case 'writefile': {
+        const flag = typeof args[index + 2] === 'string' ? undefined : flagOf(args, index + 2, WRITE_FILE_OPTIONS);
+        const access = accessForFlags(flag, WRITE);
+        denied = judge(ArrayIncludes(access, 'write') ? access : BOTH, path, true);
+        break;
+      }
+      case 'target': {
+        // The link's own path (the next argument) was turned into a string first: see the spec order.
+        const link = args[index + 1];
+        const base = typeof link === 'string' ? pathDirname(link) : '.';
+        denied = judge(READ, StringCharCodeAt(path, 0) === 47 ? path : `${base}/${path}`, true);
+        break;
+      }
+      case 'tmp':
+        denied = judge(WRITE, `${path}XXXXXX`, false);
+        break;
+    }
+    if (denied) return denied;
+  }
+  return null;
+}
+
+function wrapperFor(name: string, spec: Spec, style: Style) {
+  return (original: Function): Function => {
+    const wrapped = {
+      [name](this: unknown, ...args: unknown[]) {
+        let denied: Error | null;
+        try {
+          denied = check(spec, args, style === 'callback' || style === 'promise' || style === 'iterator');
+        } catch (error) {
+          // A path Node would refuse (bad URL scheme, Proxy…): fail the way Node fails for it.
+          denied = error as Error;
+          if (style === 'callback' || style === 'sync' || style === 'existsSync' || style === 'exists') {
+            if (style === 'existsSync') return false;
+            if (style === 'exists') {
+              const callback = args[args.length - 1];
+              if (typeof callback === 'function') processNextTick(callback, false);
+              return undefined;
+            }
+            throw denied;
+          }
+        }
+        if (denied === null) return ReflectApply(original, this, args);
+        switch (style) {
+          case 'sync':
+            throw denied;
+          case 'promise':
+            return PromiseReject(denied);
+          case 'iterator':
+            return rejectingIterator(denied);
+          case 'existsSync':
+            return false;
+          case 'exists': {
+            const callback = args[args.length - 1];
+            if (typeof callback === 'function') processNextTick(callback, false);
+            return undefined;
+          }
+          case 'callback': {
+            const callback = args[args.length - 1];
+            if (typeof callback !== 'function') throw denied;
+            processNextTick(callback, denied);
+            return undefined;
+          }
+        }
+      },
+    }[name]!;
+    return wrapped;
+  };
+}
+
+/** What `fs.promises.watch` / `glob` return when denied: an async iterable whose first step rejects. */
+function rejectingIterator(error: Error): AsyncIterableIterator<never> {
+  const iterator: AsyncIterableIterator<never> = {
+    next: () => PromiseReject(error),
+    return: () => Promise.resolve({ done: true, value: undefined as never }),
+    [Symbol.asyncIterator]: () => iterator,
+  };
+  return iterator;
+}
+
+let patched = false;
+
+export function patchFs(fs: Record<string, any>, promises: Record<string, any>): void {
+  if (patched) return;
+  patched = true;
+  for (const [base, spec] of Object.entries(PATH_FUNCTIONS)) {
+    if (base === 'exists') {
+      guardProperty(fs, 'exists', wrapperFor('exists', spec, 'exists'));
+      guardProperty(fs, 'existsSync', wrapperFor('existsSync', spec, 'existsSync'));
+      continue;
+    }
+    if (base === 'glob') {
+      for (const [target, name, style] of [
+        [fs, 'glob', 'callback'],
+        [fs, 'globSync', 'sync'],
+        [promises, 'glob', 'iterator'],
+      ] as const) {
+        if (typeof target[name] === 'function') guardProperty(target, name, globWrapper(name, style));
+      }
+      continue;
+    }
+    const callbackStyle: Style = Object.hasOwn(RETURNING, base) ? RETURNING[base]! : 'callback';
+    if (typeof fs[base] === 'function') guardProperty(fs, base, wrapperFor(base, spec, callbackStyle));
+    if (typeof fs[`${base}Sync`] === 'function') {
+      guardProperty(fs, `${base}Sync`, wrapperFor(`${base}Sync`, spec, 'sync'));
+    }
+    if (typeof promises[base] === 'function') {
+      guardProperty(promises, base, wrapperFor(base, spec, base === 'watch' ? 'iterator' : 'promise'));
+    }
+  }
+  // realpath's native variants hang off the functions themselves; the wrappers carry copies of them.
+  const realpathSpec = PATH_FUNCTIONS.realpath!;
+  for (const [name, style] of [
+    ['realpathSync', 'sync'],
+    ['realpath', 'callback'],
+  ] as const) {
+    const holder = fs[name];
+    if (holder && typeof holder.native === 'function') {
+      guardProperty(holder, 'native', wrapperFor('native', realpathSpec, style));
+    }
+  }
+}
+
+function firstGlobCharacter(pattern: string): number {
+  for (let i = 0; i < pattern.length; i++) {
+    const c = StringCharCodeAt(pattern, i);
+    if (c === 42 || c === 63 || c === 91 || c === 123) return i; // * ? [ {
+  }
+  return -1;
+}
+
+/**
+ * fs.glob lists directories by pattern. The directory it starts from (the `cwd` option, or the literal part of
+ * an absolute pattern) must be readable.
+ */
+function globWrapper(name: string, style: Style) {
+  return (original: Function): Function =>
+    ({
+      [name](this: unknown, ...args: unknown[]) {
+        let denied: Error | null = null;
+        try {
+          const patterns =
+            typeof args[0] === 'string' ? [args[0]] : ArrayIsArray(args[0]) ? ArraySlice(args[0] as unknown[]) : [];
+          if (ArrayIsArray(args[0])) args[0] = patterns;
+          const options = args[1] !== null && typeof args[1] === 'object' ? (args[1] as { cwd?: unknown }) : {};
+          const cwd = options.cwd === undefined ? '.' : pathOf(options.cwd);
+          if (cwd !== undefined) {
+            if (args[1] !== null && typeof args[1] === 'object') args[1] = { ...(args[1] as object), cwd };
+            denied = judge(READ, cwd, true);
+          }
+          for (let i = 0; i < patterns.length && !denied; i++) {
+            const pattern = patterns[i];
+            if (typeof pattern !== 'string') continue;
+            const star = firstGlobCharacter(pattern);
+            const literal =
+              star === -1 ? pattern : StringSlice(pattern, 0, StringLastIndexOf(pattern, '/', star) + 1) || '.';
+            const start = StringCharCodeAt(literal, 0) === 47 ? literal : `${cwd ?? '.'}/${literal}`;
+            denied = judge(READ, start, true);
+          }
+        } catch (error) {
+          denied = error as Error;
+        }
+        if (denied === null) return ReflectApply(original, this, args);
+        if (style === 'sync') throw denied;
+        if (style === 'iterator') return rejectingIterator(denied);
+        const callback = args[args.length - 1];
+        if (typeof callback !== 'function') throw denied;
+        processNextTick(callback, denied);
+        return undefined;
+      },
+    })[name]!;
+}
+
+/**
+ * `cp(src, dest, { recursive: true, dereference: true })` copies what the symlinks inside `src` point to, and
+ * on newer Node `cpSync` walks the tree in C++ where no wrapper sees it. With `dereference` the tree is walked
+ * first (with the functions captured before any patch) and every symlink in it is judged as a read.
+ */
+function judgeLinksInside(root: string): Error | null {
+  const pending = [root];
+  let seen = 0;
+  while (pending.length > 0) {
+    const dir = pending[pending.length - 1]!;
+    pending.length--;
+    let names: string[];
+    try {
+      names = pristineReaddirSync(dir);
+    } catch {
+      continue;
+    }
+    for (let i = 0; i < names.length; i++) {
+      if (++seen > MAX_COPY_ENTRIES) return tooManyEntries(root);
+      const child = `${dir}/${names[i]}`;
+      let mode: number;
+      try {
+        mode = fsLstatSync(child).mode;
+      } catch {
+        continue;
+      }
+      // Mode bits, not Dirent/Stats methods a dependency could replace.
+      if ((mode & 0o170000) === 0o120000) {
+        const denied = judge(READ, child, true);
+        if (denied) return denied;
+      } else if ((mode & 0o170000) === 0o040000) {
+        pending[pending.length] = child;
+      }
+    }
+  }
+  return null;
+}
+
+const MAX_COPY_ENTRIES = 100_000;
+
+function tooManyEntries(root: string): Error {
+  return new RangeError(`Perimeter: ${root} has too many entries to check before a dereferencing copy`);
+}
+
+/** cp's options, read once: Node gets a copy, so the `dereference` judged is the one used. */
+function copyDereferences(args: unknown[], index: number): boolean {
+  const options = args[index];
+  if (options === null || typeof options !== 'object') return false;
+  const copy = { ...(options as Record<string, unknown>) };
+  args[index] = copy;
+  return Boolean(copy.dereference) && Boolean(copy.recursive);
+}
