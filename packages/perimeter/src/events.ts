@@ -8,7 +8,7 @@
  *   written per second and the rest are summarised in one `suppressed` event. Memory stays bounded too.
  * - Secrets are scrubbed from every target and message (see redact.ts).
  */
-import { DateNow, fsOpenSync, fsWrite, fsWriteSync, JSONStringify, SafeMap, setImmediatePristine } from './pristine.js';
+import { DateNow, fsOpenSync, fsWriteSync, JSONStringify, SafeMap, setImmediatePristine } from './pristine.js';
 import { redact } from './redact.js';
 import { currentInvocationScope } from './scope.js';
 
@@ -185,13 +185,59 @@ function takeBatch(): string {
   return batch;
 }
 
+/**
+ * Runs on the next turn of the event loop, never inside the operation that produced the events. The batch is
+ * written with a synchronous write on purpose: an asynchronous write still in the thread pool when the process
+ * exits (or when the platform freezes it) is lost, and it can land after a later synchronous flush.
+ */
 function flushAsync(): void {
   if (state.queue.length === 0) {
     state.scheduled = false;
     return;
   }
-  const batch = takeBatch();
-  for (const fd of state.fds) fsWrite(fd, batch, () => {});
+  writeBatch(takeBatch(), false);
+}
+
+/** Writes to every sink; a sink that would block (EAGAIN on a non-blocking pipe) gets the rest later. */
+function writeBatch(batch: string, finalFlush: boolean): void {
+  const bytes = Buffer.from(batch);
+  for (const fd of state.fds) {
+    const rest = writeAll(fd, bytes, finalFlush ? 1000 : 1);
+    if (rest !== null && !finalFlush) retryLater(fd, rest);
+  }
+}
+
+/** Returns what is left when the sink would block, or null when all was written (or the reader is gone). */
+function writeAll(fd: number, bytes: Buffer, attempts: number): Buffer | null {
+  let offset = 0;
+  while (offset < bytes.length) {
+    try {
+      offset += fsWriteSync(fd, bytes, offset, bytes.length - offset);
+    } catch (error: any) {
+      if (error?.code !== 'EAGAIN') return null; // EPIPE, EBADF: nothing more can be told to that reader.
+      if (--attempts <= 0) return bytes.subarray(offset);
+    }
+  }
+  return null;
+}
+
+const pendingBytes = new SafeMap<number, Buffer>();
+
+function retryLater(fd: number, rest: Buffer): void {
+  const waiting = pendingBytes.get(fd);
+  if (waiting) {
+    // Bounded like the queue: past the limit the oldest unwritten bytes are what is kept.
+    if (waiting.length < MAX_QUEUED_BYTES) pendingBytes.set(fd, Buffer.concat([waiting, rest]));
+    return;
+  }
+  pendingBytes.set(fd, rest);
+  setImmediatePristine(() => {
+    const chunk = pendingBytes.get(fd);
+    pendingBytes.delete(fd);
+    if (!chunk) return;
+    const left = writeAll(fd, chunk, 1);
+    if (left !== null) retryLater(fd, left);
+  }).unref();
 }
 
 /** Writes everything queued, synchronously. Called at exit and by adapters before the platform freezes the process. */
@@ -200,12 +246,5 @@ export function flushEvents(): void {
   if (state.queue.length === 0 && state.seen.size === 0 && state.suppressed === 0) return;
   rollWindow(DateNow(), true);
   if (state.queue.length === 0) return;
-  const batch = takeBatch();
-  for (const fd of state.fds) {
-    try {
-      fsWriteSync(fd, batch);
-    } catch {
-      // stderr closed at exit: nothing left to tell.
-    }
-  }
+  writeBatch(takeBatch(), true);
 }

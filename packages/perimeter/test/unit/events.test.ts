@@ -131,6 +131,7 @@ test('the same event in another invocation is not a repeat', () => {
 
 test('after the window, the same event is written again', async () => {
   emit(violation('GET https://a.example.com/window'));
+  // The first line goes out through the asynchronous path; it must be on disk before the second, synchronous one.
   await sleep(1100);
   emit(violation('GET https://a.example.com/window'));
   flushEvents();
