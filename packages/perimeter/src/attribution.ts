@@ -8,8 +8,11 @@
  *
  * Limits, stated plainly: the stack only shows synchronous callers plus `await` continuations. A package that
  * hands a URL to the app's code and lets the app make the call later (a queued job, an event listener the app
- * registered) is not on the stack at that point.
+ * registered) is not on the stack at that point. Packages that sit outside the function's outermost frame (the
+ * code that invoked the handler: middy, a functions framework, a runtime client) are not counted, so a
+ * dependency that gets the app's own code to make a call for it, synchronously, is not counted either.
  */
+import { bundledPackageAt } from './bundle-map.js';
 import { emit } from './events.js';
 import {
   ArrayIncludes,
@@ -156,6 +159,7 @@ export function callerPackages(): string[] {
   }
   if (!ArrayIsArray(sites)) return stackTampered('the call stack could not be captured');
   const found: string[] = [];
+  let sawApp = false;
   for (let i = sites.length - 1; i >= 0; i--) {
     const site = sites[i]!;
     const file = siteFileName(site);
@@ -165,6 +169,15 @@ export function callerPackages(): string[] {
       pkg = UNKNOWN;
     } else {
       pkg = packageOf(file);
+      // A bundle built with perimeter/esbuild: the table beside it says which package this line and column came from.
+      if (pkg === APP) pkg = bundledPackageAt(file, site) ?? APP;
+    }
+    if (pkg === APP && !sawApp) {
+      // Packages outside the function's outermost frame are its host: the middleware runner, the functions
+      // framework, the runtime client that called the handler (V8's async stack traces keep them on every
+      // stack). They did not start this operation, and their rules must not fence in the handler's own calls.
+      sawApp = true;
+      found.length = 0;
     }
     if (pkg !== null && pkg !== APP && !ArrayIncludes(found, pkg)) found[found.length] = pkg;
   }
