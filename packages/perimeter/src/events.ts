@@ -93,35 +93,36 @@ export function onEvent(listener: (event: PerimeterEvent) => void): () => void {
   };
 }
 
-export function emit(input: EventInput): PerimeterEvent {
+export function emit(input: EventInput): void {
   const scope = currentInvocationScope();
+  const invocation = scope?.invocation ?? null;
+  const now = DateNow();
+  rollWindow(now);
+  // A repeat is recognised on the raw target, before the (comparatively costly) redaction: under a flood of
+  // identical denials, each repeat costs a map lookup. Two raw targets that redact alike stay two entries.
+  const key = `${input.type}\u0000${input.capability}\u0000${input.action}\u0000${input.target}\u0000${input.package}\u0000${invocation}`;
+  const seen = state.seen.get(key);
+  if (seen) {
+    seen.count++;
+    return;
+  }
   const event: PerimeterEvent = {
     perimeter: 1,
-    time: new Date(DateNow()).toISOString(),
+    time: new Date(now).toISOString(),
     type: input.type,
     capability: input.capability,
     action: input.action,
     target: redact(input.target),
     package: input.package,
     function: scope?.function ?? state.functionName,
-    invocation: scope?.invocation ?? null,
+    invocation,
   };
   if (input.packages && input.packages.length > 1) event.packages = input.packages;
   if (input.reason) event.reason = input.reason;
   if (input.deniedBy) event.deniedBy = input.deniedBy;
   if (input.detail) event.detail = redact(input.detail);
-
-  const now = DateNow();
-  rollWindow(now);
-  const key = `${event.type}\u0000${event.capability}\u0000${event.action}\u0000${event.target}\u0000${event.package}\u0000${event.invocation}`;
-  const seen = state.seen.get(key);
-  if (seen) {
-    seen.count++;
-    return event;
-  }
   if (state.seen.size < MAX_KEYS) state.seen.set(key, { count: 0, event });
   write(event);
-  return event;
 }
 
 function rollWindow(now: number, force = false): void {

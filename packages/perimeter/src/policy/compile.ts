@@ -59,6 +59,8 @@ export interface CompiledPolicy {
   addon: CompiledAddonRules;
   /** True when some package narrows network access, so a decision needs to know who is calling. */
   packageNetworkRules: boolean;
+  /** Every package's network rules: when all of them allow a target, who is calling cannot change the answer. */
+  packageNetworkSets: readonly NetworkRuleSet[];
   /** File system rules, defaults and always-denied areas (policy/fs.ts). */
   fs: CompiledFs;
   /** Child process rules (policy/process.ts). */
@@ -95,6 +97,7 @@ export function compilePolicy(document: PolicyDocument, file: string): CompiledP
     worker: compileWorkerRules(document, mode),
     addon: compileAddonRules(document, mode, file),
     packageNetworkRules: all.some((p) => p.network !== null),
+    packageNetworkSets: all.flatMap((p) => (p.network ? [p.network] : [])),
     fs: compileFs(document),
     process: compileProcess(document, mode, file),
     env: compileEnv(document, mode),

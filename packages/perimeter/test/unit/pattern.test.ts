@@ -575,7 +575,10 @@ describe('evaluateNetwork: platform endpoints (step 1) and package rules (step 3
     evaluateNetwork(withPackageRules, http('https://nowhere.example.com'), [], counting);
     assert.equal(calls, 0, 'denied at step 2 without looking at the stack');
     evaluateNetwork(withPackageRules, http('https://api.stripe.com/v1/x'), [], counting);
-    assert.equal(calls, 1);
+    assert.equal(calls, 0, 'every package rule allows it: who is calling cannot change the answer');
+    const verdict = evaluateNetwork(withPackageRules, http('https://api.github.com/repos'), [], counting);
+    assert.equal(calls, 1, 'stripe would deny it: now the stack decides');
+    assert.deepEqual(verdict, { allowed: false, reason: 'package-rule', deniedBy: 'stripe' });
   });
 });
 
