@@ -93,6 +93,7 @@ export const StringLastIndexOf = uncurryThis(String.prototype.lastIndexOf) as (
   at?: number,
 ) => number;
 export const StringSlice = uncurryThis(String.prototype.slice) as (s: string, start?: number, end?: number) => string;
+export const StringToUpperCase = uncurryThis(String.prototype.toUpperCase) as (s: string) => string;
 export const StringToLowerCase = uncurryThis(String.prototype.toLowerCase) as (s: string) => string;
 export const StringCharCodeAt = uncurryThis(String.prototype.charCodeAt) as (s: string, at: number) => number;
 export const ArrayIsArray = Array.isArray;

@@ -8,18 +8,25 @@
  * without a body; a stream body cannot be replayed; credentials headers are dropped when the origin changes.
  */
 import { callerPackages } from '../attribution.js';
-import { activePolicy, checkNetwork } from '../guard.js';
+import { activePolicy, checkNetwork, wouldAllow } from '../guard.js';
 import type { NetworkTarget } from '../policy/evaluate.js';
 import { normalizeHost } from '../policy/host.js';
 import { DEFAULT_PORT } from '../policy/pattern.js';
 import {
+  MapClear,
+  MapGet,
+  MapSet,
+  MapSize,
   ObjectDefineProperty,
   PromiseReject,
   ReflectApply,
   ReflectConstruct,
+  SafeMap,
   StringSlice,
+  StringToUpperCase,
   URLCtor,
 } from '../pristine.js';
+import { scopePolicies } from '../scope.js';
 import { splitPath } from './http.js';
 import { disguise, guardProperty } from './patch.js';
 
@@ -85,6 +92,27 @@ function shapeOf(input: unknown, init: RequestInit | undefined): Shape | null {
   }
 }
 
+/**
+ * `METHOD url` strings that a rule allows. Only used while the answer cannot depend on anything else: no
+ * package rules (the caller would matter), no `withPolicy` scope, and never for a target that was only
+ * alerted. Bounded; the policy never changes under a running guard, so entries never go stale.
+ */
+const allowedFetches = new SafeMap<string, true>();
+const ALLOWED_FETCHES_LIMIT = 512;
+
+function decisionsAreCacheable(): boolean {
+  const policy = activePolicy();
+  return policy !== null && !policy.packageNetworkRules && scopePolicies() === undefined;
+}
+
+function rememberIfAllowedByRule(input: string, shape: Shape): void {
+  if (!decisionsAreCacheable()) return;
+  const judged = urlTarget(shape.url, shape.method);
+  if (judged === null || !wouldAllow(judged.target)) return;
+  if (MapSize(allowedFetches) >= ALLOWED_FETCHES_LIMIT) MapClear(allowedFetches);
+  MapSet(allowedFetches, `${shape.method} ${input}`, true);
+}
+
 let fetchPatched = false;
 
 export function patchFetch(onFirstUse: () => void): void {
@@ -96,11 +124,22 @@ export function patchFetch(onFirstUse: () => void): void {
     (original) =>
       function fetch(this: unknown, input: unknown, init?: RequestInit) {
         onFirstUse();
+        // Hot path: the same URL string fetched again, already judged allowed by a rule.
+        if (typeof input === 'string' && decisionsAreCacheable()) {
+          const method = init?.method;
+          const key = `${typeof method === 'string' ? StringToUpperCase(method) : 'GET'} ${input}`;
+          if (MapGet(allowedFetches, key) === true) {
+            const redirect = init?.redirect ?? 'follow';
+            if (redirect !== 'follow') return ReflectApply(original, this, [input, init]);
+            return followRedirects(original, input, init, null, undefined);
+          }
+        }
         const shape = shapeOf(input, init);
         if (shape === null) return ReflectApply(original, this, [input, init]);
         const packages = callerPackagesIfNeeded();
         const denied = checkUrl(shape.url, shape.method, packages);
         if (denied) return PromiseReject(fetchFailed(denied));
+        if (typeof input === 'string') rememberIfAllowedByRule(input, shape);
         if (shape.redirect !== 'follow') return ReflectApply(original, this, [input, init]);
         return followRedirects(original, input, init, shape, packages);
       },
@@ -115,17 +154,39 @@ function callerPackagesIfNeeded(): readonly string[] | undefined {
   return activePolicy()?.packageNetworkRules ? callerPackages() : undefined;
 }
 
-async function followRedirects(
+/**
+ * The first hop costs one extra object and nothing else: only a redirect response enters the (async) hop loop.
+ * `shape` is null on the cached hot path; it is worked out again if a redirect needs it.
+ */
+function followRedirects(
   original: Function,
   input: unknown,
   init: RequestInit | undefined,
-  shape: Shape,
+  shape: Shape | null,
   packages: readonly string[] | undefined,
 ): Promise<Response> {
   const isRequest = typeof Request === 'function' && input instanceof Request;
   // A Request body is consumed by the first hop; keep a copy in case a 307/308 must replay it.
   const replay = isRequest && (input as Request).body !== null ? (input as Request).clone() : null;
-  let response: Response = await original(input, { ...init, redirect: 'manual' });
+  const first: Promise<Response> = original(input, { ...init, redirect: 'manual' });
+  return first.then((response) =>
+    REDIRECT_STATUSES.has(response.status) && response.headers.has('location')
+      ? followHops(original, input, init, shape ?? shapeOf(input, init)!, packages, replay, response)
+      : response,
+  );
+}
+
+async function followHops(
+  original: Function,
+  input: unknown,
+  init: RequestInit | undefined,
+  shape: Shape,
+  packages: readonly string[] | undefined,
+  replay: Request | null,
+  firstResponse: Response,
+): Promise<Response> {
+  const isRequest = typeof Request === 'function' && input instanceof Request;
+  let response = firstResponse;
   let url = shape.url;
   let method = shape.method;
   let hops = 0;
