@@ -5,11 +5,11 @@
 //
 // Runs in a child process of the Node under test (`<node> --import perimeter/register bench/adapter.mjs --child`),
 // so each major measures its own V8 and the guard is running as in production.
-import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  childStdout,
   DIST,
   fixed,
   isMain,
@@ -19,6 +19,7 @@ import {
   REPO_ROOT,
   ratio,
   requireBuiltGuard,
+  runAlone,
   tempTree,
 } from './lib.mjs';
 
@@ -87,19 +88,9 @@ export default {
 
 function childOutput(node, dir, extra) {
   const args = ['--import', REGISTER, SELF, '--child', ...extra];
-  return new Promise((resolve, reject) => {
-    const child = spawn(node.bin, args, {
-      cwd: dir,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NODE_OPTIONS: '', PERIMETER_POLICY: path.join(dir, 'perimeter.json') },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk) => (stderr += chunk));
-    child.on('close', (code) =>
-      code === 0 ? resolve(stdout) : reject(new Error(`adapter child exited ${code}: ${stderr}`)),
-    );
+  return childStdout('adapter', node.bin, args, {
+    cwd: dir,
+    env: { ...process.env, NODE_OPTIONS: '', PERIMETER_POLICY: path.join(dir, 'perimeter.json') },
   });
 }
 
@@ -151,6 +142,5 @@ async function child(quick, bareOnly) {
 if (process.argv.includes('--child')) {
   await child(process.argv.includes('--quick'), process.argv.includes('--bare-only'));
 } else if (isMain(import.meta.url)) {
-  // Not awaited: run.mjs imports this module back, which must finish evaluating first.
-  import('./run.mjs').then(({ main }) => main(['--only', 'adapter', '--no-write', ...process.argv.slice(2)]));
+  runAlone('adapter');
 }

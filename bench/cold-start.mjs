@@ -20,8 +20,10 @@ import {
   ratio,
   requireBuiltGuard,
   rotation,
+  runAlone,
   signed,
   tempTree,
+  unguardedEnv,
 } from './lib.mjs';
 
 const ADDED_MS_TARGET = 5;
@@ -130,12 +132,6 @@ function variants(dir) {
   ];
 }
 
-function cleanEnv() {
-  const env = { ...process.env };
-  for (const key of Object.keys(env)) if (key === 'NODE_OPTIONS' || key.startsWith('PERIMETER_')) delete env[key];
-  return env;
-}
-
 function runOnce(node, variant, dir, env) {
   const started = performance.now();
   const result = spawnSync(node.bin, [...variant.args, path.join(dir, variant.main ?? 'handler.mjs')], {
@@ -206,7 +202,7 @@ export default {
       'start-timer.mjs': START_TIMER,
       'stop-timer.mjs': STOP_TIMER,
     });
-    const env = cleanEnv();
+    const env = unguardedEnv();
     const all = variants(dir);
     const samples = new Map(all.map((variant) => [variant.id, []]));
     for (const variant of all) runOnce(node, variant, dir, env); // warm the page cache, not measured
@@ -316,6 +312,4 @@ export default {
   },
 };
 
-// Not awaited: run.mjs imports this module back, which must finish evaluating first.
-if (isMain(import.meta.url))
-  import('./run.mjs').then(({ main }) => main(['--only', 'cold-start', '--no-write', ...process.argv.slice(2)]));
+if (isMain(import.meta.url)) runAlone('cold-start');

@@ -5,26 +5,26 @@
 // on call-stack capture for reads of that one name). The parent drives them over IPC in rounds; within a round
 // every variant runs one batch of each operation, in rotating order, so drift on the shared machine hits all
 // variants alike. Added ns/op is the median over rounds of (variant − unguarded) in the same round.
-import { fork } from 'node:child_process';
-import { once } from 'node:events';
 import path from 'node:path';
 import {
-  fixed,
+  addedNsTarget,
+  GUARDED,
   isMain,
-  median,
-  quantile,
-  REGISTER,
-  ratio,
+  measureDrivers,
+  OVERHEAD_TABLE_METHOD,
+  overheadTable,
   requireBuiltGuard,
-  rotation,
-  signed,
+  runAlone,
   tempTree,
+  UNGUARDED,
+  unguardedEnv,
   writeFiles,
 } from './lib.mjs';
 
 const TARGET_NS = 1000; // < 1 µs added per env read
 
 const DRIVER = `import { readKey } from 'stripe';
+import { serveBatches } from './driver-protocol.mjs';
 let sink = 0;
 const ops = {
   allowed: () => { sink += process.env.APP_SETTING.length; },
@@ -40,16 +40,12 @@ function probe() {
   return process.env.OTHER_SECRET === undefined ? 'hidden' : 'visible';
 }
 
-process.on('message', (message) => {
-  if (message.cmd !== 'run') return;
-  const op = ops[message.op];
-  const n = message.n;
+await serveBatches((name, n) => {
+  const op = ops[name];
   const started = process.hrtime.bigint();
   for (let i = 0; i < n; i++) op();
-  process.send({ ns: Number(process.hrtime.bigint() - started) / n, sink });
-});
-process.on('disconnect', () => process.exit(0));
-process.send({ guarded: Boolean(globalThis[Symbol.for('perimeter.guard')]), probe: probe() });
+  return { ns: Number(process.hrtime.bigint() - started) / n, sink };
+}, probe);
 `;
 
 const PACKAGE = `export function readKey() {
@@ -70,8 +66,8 @@ const POLICIES = {
 };
 
 const VARIANTS = [
-  { id: 'off', label: 'no guard', policy: null },
-  { id: 'guard', label: 'guard', policy: 'policy-guard.json' },
+  UNGUARDED,
+  GUARDED,
   { id: 'packages', label: 'guard + packages env rules', policy: 'policy-packages.json' },
 ];
 
@@ -85,40 +81,13 @@ const OPERATIONS = [
   { id: 'keys', label: 'Object.keys(process.env)' },
 ];
 
-async function startChild(file, { execPath, execArgv, env, cwd }) {
-  const child = fork(file, [], { execPath, execArgv, env, cwd, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (chunk) => (stderr += chunk));
-  const [message] = await Promise.race([
-    once(child, 'message'),
-    once(child, 'exit').then(([code]) => {
-      throw new Error(`${path.basename(file)} exited with ${code} before it was ready: ${stderr.trim()}`);
-    }),
-  ]);
-  return { child, message };
-}
-
-async function runBatch(worker, op, n) {
-  const reply = once(worker.child, 'message');
-  worker.child.send({ cmd: 'run', op, n });
-  const [message] = await reply;
-  return message.ns;
-}
-
-function benchEnv() {
-  const env = { ...process.env };
-  for (const key of Object.keys(env)) if (key === 'NODE_OPTIONS' || key.startsWith('PERIMETER_')) delete env[key];
-  // Events go to a file, not to the pipe the parent would have to drain.
-  return { ...env, APP_SETTING: 'on', STRIPE_API_KEY: 'sk_test_benchmark0000000000', OTHER_SECRET: 'other-secret' };
-}
-
 export default {
   id: 'env',
   title: 'Environment reads',
   method: [
     'Three long-lived processes run the same loop: no guard, guard (`--import perimeter/register`, block policy with `env.allow`), and guard with `packages` env rules (`packages["*"]` may read APP_SETTING, `packages.stripe` may read STRIPE_API_KEY and APP_SETTING). Only a name that some package rule does not allow (here STRIPE_API_KEY) needs the call stack; every other name is decided without it.',
     'Each name is classified once per policy (readable by all, narrowed by some package, denied) and the class is cached, so an allowed read costs the Proxy trap plus one lookup. A denied read returns undefined; it is reported (with a stack capture) at most 8 times per name per second, so a hot loop over a denied name stays cheap.',
-    'Each round every process runs one batch of each operation, in rotating order. **added ns** is the median over rounds of (variant − unguarded) in the same round; **ratio** the median of the per-round ratios; p10–p90 shows the spread.',
+    OVERHEAD_TABLE_METHOD,
     'Before measuring, each process proves its state: OTHER_SECRET reads as undefined in the guarded ones and not in the unguarded one.',
   ],
   target: `< ${TARGET_NS} ns added per env read of an allowed name`,
@@ -134,90 +103,37 @@ export default {
       'node_modules/stripe/index.js': PACKAGE,
     });
     writeFiles(dir, POLICIES);
-    const env = benchEnv();
-    const workers = new Map();
-    try {
-      for (const variant of VARIANTS) {
-        const childEnv = { ...env, PERIMETER_EVENTS_FILE: path.join(dir, `events-${variant.id}.jsonl`) };
-        if (variant.policy) childEnv.PERIMETER_POLICY = path.join(dir, variant.policy);
-        const worker = await startChild(path.join(dir, 'driver.mjs'), {
-          execPath: node.bin,
-          execArgv: variant.policy ? ['--import', REGISTER] : [],
-          env: childEnv,
-          cwd: dir,
-        });
-        const expected = variant.policy ? 'hidden' : 'visible';
-        if (worker.message.guarded !== Boolean(variant.policy) || worker.message.probe !== expected) {
-          throw new Error(
-            `variant ${variant.id} is not in the state it claims: guarded=${worker.message.guarded}, probe ${worker.message.probe} (expected ${expected})`,
-          );
-        }
-        workers.set(variant.id, worker);
-      }
-      for (const variant of VARIANTS) {
-        for (const op of OPERATIONS) await runBatch(workers.get(variant.id), op.id, warmup);
-      }
-      const samples = new Map();
-      for (let round = 0; round < rounds; round++) {
-        for (const op of OPERATIONS) {
-          // Reads that capture the stack are ~100× slower: smaller batches keep the round time even.
-          const n = op.id.startsWith('narrowed') || op.id === 'keys' ? Math.ceil(batch / 20) : batch;
-          for (const variant of rotation(VARIANTS, round + OPERATIONS.indexOf(op))) {
-            const key = `${variant.id}/${op.id}`;
-            if (!samples.has(key)) samples.set(key, []);
-            samples.get(key)[round] = await runBatch(workers.get(variant.id), op.id, n);
-          }
-        }
-      }
-      const rows = [];
-      const checks = [];
-      for (const op of OPERATIONS) {
-        const off = samples.get(`off/${op.id}`);
-        for (const variant of VARIANTS) {
-          const runs = samples.get(`${variant.id}/${op.id}`);
-          const isOff = variant.id === 'off';
-          const ratios = runs.map((ns, i) => ns / off[i]);
-          const added = median(runs.map((ns, i) => ns - off[i]));
-          rows.push([
-            op.label,
-            variant.label,
-            fixed(median(runs), 0),
-            isOff ? '' : signed(added, 0),
-            isOff ? '' : ratio(median(ratios)),
-            isOff ? '' : `${ratio(quantile(ratios, 0.1))} … ${ratio(quantile(ratios, 0.9))}`,
-          ]);
-          if (!isOff && (op.id === 'allowed' || op.id === 'baseline')) {
-            checks.push({
-              name: `${op.label}, ${variant.label}: ${signed(added, 0)} ns (target < ${TARGET_NS} ns)`,
-              ok: added < TARGET_NS,
-              kind: 'target',
-            });
-          }
-        }
-      }
-      return {
-        tables: [
-          {
-            title: `Per read (${rounds} rounds × ${batch} reads per variant and operation, ${Math.ceil(batch / 20)} for the stack-capturing ones, after ${warmup} warm-up)`,
-            columns: [
-              { title: 'operation', align: 'left' },
-              { title: 'variant', align: 'left' },
-              { title: 'ns/op' },
-              { title: 'added ns' },
-              { title: 'ratio' },
-              { title: 'p10 … p90 of round ratios' },
-            ],
-            rows,
-          },
-        ],
-        checks,
-      };
-    } finally {
-      for (const worker of workers.values()) worker.child.disconnect();
-    }
+    const env = {
+      ...unguardedEnv(),
+      APP_SETTING: 'on',
+      STRIPE_API_KEY: 'sk_test_benchmark0000000000',
+      OTHER_SECRET: 'other-secret',
+    };
+    const samples = await measureDrivers({
+      node,
+      dir,
+      driver: 'driver.mjs',
+      variants: VARIANTS,
+      // Events go to a file, not to the pipe the parent would have to drain.
+      env: (variant) => ({ ...env, PERIMETER_EVENTS_FILE: path.join(dir, `events-${variant.id}.jsonl`) }),
+      expectedProbe: (variant) => (variant.policy ? 'hidden' : 'visible'),
+      operations: OPERATIONS,
+      rounds,
+      warmup,
+      // Reads that capture the stack are ~100× slower: smaller batches keep the round time even.
+      batchSize: (op) => (op.id.startsWith('narrowed') || op.id === 'keys' ? Math.ceil(batch / 20) : batch),
+    });
+    const { table, comparisons } = overheadTable({
+      title: `Per read (${rounds} rounds × ${batch} reads per variant and operation, ${Math.ceil(batch / 20)} for the stack-capturing ones, after ${warmup} warm-up)`,
+      operations: OPERATIONS,
+      variants: VARIANTS,
+      samples,
+    });
+    const checks = comparisons
+      .filter(({ operation }) => operation.id === 'allowed' || operation.id === 'baseline')
+      .map((comparison) => addedNsTarget(comparison, TARGET_NS));
+    return { tables: [table], checks };
   },
 };
 
-// Not awaited: run.mjs imports this module back, which must finish evaluating first.
-if (isMain(import.meta.url))
-  import('./run.mjs').then(({ main }) => main(['--only', 'env', '--no-write', ...process.argv.slice(2)]));
+if (isMain(import.meta.url)) runAlone('env');

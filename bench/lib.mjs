@@ -1,10 +1,12 @@
-// Shared helpers for the benchmarks: where the guard and the Node binaries are, statistics, tables, temp trees.
+// Shared helpers for the benchmarks: where the guard and the Node binaries are, statistics, tables, temp trees,
+// child processes, and the alternating-rounds method that compares guarded with unguarded processes.
 //
 // Every benchmark is a module whose default export is { id, title, method, run(node, options) }. run() is called
 // once per Node major by bench/run.mjs (or by the file itself when started directly) and returns
 // { columns, rows, notes?, checks? }; see bench/run.mjs for how results are printed and written.
-import { spawnSync } from 'node:child_process';
+import { fork, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -227,11 +229,258 @@ export function writeFiles(root, files) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Child processes
+
+/**
+ * This process's environment minus NODE_OPTIONS and every PERIMETER_* variable: a child must be guarded only when
+ * its benchmark says so (--import/--require and PERIMETER_POLICY it sets itself), never because `npm run bench` or
+ * a guarded shell passed a preload or a policy down.
+ */
+export function unguardedEnv() {
+  const env = { ...process.env };
+  for (const key of Object.keys(env)) if (key === 'NODE_OPTIONS' || key.startsWith('PERIMETER_')) delete env[key];
+  return env;
+}
+
+/**
+ * The stdout of `command args` once it exits with 0; otherwise rejects with its stderr, which is where a
+ * benchmark's child reports what broke. For children that print their results as one JSON document.
+ */
+export function childStdout(name, command, args, options) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk) => (stderr += chunk));
+    child.on('close', (code) =>
+      code === 0 ? resolve(stdout) : reject(new Error(`${name} child exited ${code}: ${stderr}`)),
+    );
+  });
+}
+
+/**
+ * Forks `file` and waits for its first IPC message, which a long-lived benchmark child sends once it is ready
+ * (and, for the drivers, with the proof of the guard state it runs in). A child that exits first rejects with its
+ * stderr instead of leaving the parent waiting forever. stdout is ignored so that nothing has to drain it while
+ * timing; stderr is kept for that error message. Returns { child, message, stderr() }.
+ */
+export async function forkUntilReady(file, { execPath, execArgv = [], env, cwd }) {
+  const child = fork(file, [], { execPath, execArgv, env, cwd, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk) => (stderr += chunk));
+  const [message] = await Promise.race([
+    once(child, 'message'),
+    once(child, 'exit').then(([code]) => {
+      throw new Error(`${path.basename(file)} exited with ${code} before it was ready: ${stderr.trim()}`);
+    }),
+  ]);
+  return { child, message, stderr: () => stderr };
+}
+
+// The variants every driver benchmark compares; a policy is a file the benchmark writes into its temp folder.
+// UNGUARDED is the baseline of every comparison (overheadTable()).
+export const UNGUARDED = { id: 'off', label: 'no guard', policy: null };
+export const GUARDED = { id: 'guard', label: 'guard', policy: 'policy-guard.json' };
+
+// The driver side of the protocol below, written into each driver benchmark's temp folder as driver-protocol.mjs
+// (a driver runs from there and may be guarded: it imports only what lies beside it). A driver module defines its
+// operations and its probe and hands them to serveBatches(runBatch, probe); runBatch(op, n) is the timed loop,
+// which stays in the driver, the one part that differs between benchmarks.
+const DRIVER_PROTOCOL_FILE = 'driver-protocol.mjs';
+const DRIVER_PROTOCOL = `export async function serveBatches(runBatch, probe) {
+  process.on('message', async (message) => {
+    if (message.cmd === 'run') process.send(await runBatch(message.op, message.n));
+  });
+  process.on('disconnect', () => process.exit(0));
+  process.send({ guarded: Boolean(globalThis[Symbol.for('perimeter.guard')]), probe: await probe() });
+}
+`;
+
+/**
+ * Asks a driver child to run operation `op` `n` times ({ cmd: 'run', op, n }) and resolves with its reply. The
+ * drivers answer one batch at a time, so the next message is this batch's reply.
+ */
+async function requestBatch(worker, op, n) {
+  const reply = once(worker.child, 'message');
+  worker.child.send({ cmd: 'run', op, n });
+  const [message] = await reply;
+  return message;
+}
+
+/**
+ * Starts one long-lived driver process per variant ({ id, policy }: no policy = no guard; a policy is a file
+ * name in `dir`, loaded with `--import perimeter/register`) and returns Map(variant id → worker).
+ *
+ * Each driver's ready message is { guarded, probe }: whether the guard is installed and the outcome of one
+ * operation the policy denies. A variant whose state is not the one it claims (guard missing, or the probe not
+ * `expectedProbe(variant)`) would measure the wrong thing, so it is an error, not a number. If any start fails,
+ * the drivers already started are stopped: their IPC channels would keep this process alive.
+ */
+async function startDrivers({ node, dir, driver, variants, env, expectedProbe }) {
+  const workers = new Map();
+  try {
+    for (const variant of variants) {
+      const childEnv = env(variant);
+      if (variant.policy) childEnv.PERIMETER_POLICY = path.join(dir, variant.policy);
+      const worker = await forkUntilReady(path.join(dir, driver), {
+        execPath: node.bin,
+        execArgv: variant.policy ? ['--import', REGISTER] : [],
+        env: childEnv,
+        cwd: dir,
+      });
+      workers.set(variant.id, worker);
+      const expected = expectedProbe(variant);
+      if (worker.message.guarded !== Boolean(variant.policy) || worker.message.probe !== expected) {
+        throw new Error(
+          `variant ${variant.id} is not in the state it claims: guarded=${worker.message.guarded}, probe ${worker.message.probe} (expected ${expected})`,
+        );
+      }
+    }
+  } catch (error) {
+    stopDrivers(workers);
+    throw error;
+  }
+  return workers;
+}
+
+/** Disconnecting is the drivers' signal to exit (they listen for 'disconnect'). */
+function stopDrivers(workers) {
+  for (const worker of workers.values()) worker.child.disconnect();
+}
+
+/**
+ * The whole measurement of a driver benchmark: writes driver-protocol.mjs beside `driver` in `dir`, starts the
+ * drivers (startDrivers()), runs measureInRounds() with one batch = one request to the variant's driver, stops the
+ * drivers, and returns the samples. `sample(reply, n)` turns a driver's reply into the sample kept; by default the
+ * reply's `ns` (ns per operation).
+ */
+export async function measureDrivers({ sample = (reply) => reply.ns, ...options }) {
+  writeFiles(options.dir, { [DRIVER_PROTOCOL_FILE]: DRIVER_PROTOCOL });
+  const workers = await startDrivers(options);
+  try {
+    return await measureInRounds({
+      ...options,
+      measure: async (variant, operation, n) => sample(await requestBatch(workers.get(variant.id), operation.id, n), n),
+    });
+  } finally {
+    stopDrivers(workers);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Alternating rounds: the method shared by the benchmarks that compare long-lived guarded and unguarded processes
+
+/**
+ * Runs `measure(variant, operation, n)` for every variant and operation: first one warm-up batch each (not kept),
+ * then `rounds` rounds. Within a round every variant runs one batch of each operation, in an order rotated per
+ * round and per operation, so that drift on the shared machine (other processes, thermal) hits all variants alike
+ * and no variant always runs first. Returns Map(operation id → Map(variant id → [sample of round 0, 1, …])):
+ * samples of the same round are directly comparable.
+ */
+async function measureInRounds({ variants, operations, rounds, warmup, batchSize, measure }) {
+  for (const variant of variants) {
+    for (const operation of operations) await measure(variant, operation, warmup);
+  }
+  const samples = new Map(operations.map((operation) => [operation.id, new Map(variants.map((v) => [v.id, []]))]));
+  for (let round = 0; round < rounds; round++) {
+    for (const [index, operation] of operations.entries()) {
+      const n = batchSize(operation);
+      for (const variant of rotation(variants, round + index)) {
+        samples.get(operation.id).get(variant.id)[round] = await measure(variant, operation, n);
+      }
+    }
+  }
+  return samples;
+}
+
+/**
+ * One variant's per-round samples against the baseline's samples of the same rounds. Differences and ratios are
+ * taken round by round before the median, so that what slowed a whole round cancels: **added** is the median of
+ * the differences, **ratio** the median of the ratios, p10/p90 the spread of those ratios.
+ */
+export function compareRounds(runs, baseline) {
+  const ratios = runs.map((value, i) => value / baseline[i]);
+  return {
+    median: median(runs),
+    added: median(runs.map((value, i) => value - baseline[i])),
+    ratio: median(ratios),
+    p10: quantile(ratios, 0.1),
+    p90: quantile(ratios, 0.9),
+  };
+}
+
+// Samples are ns per operation; a spawn costs ~1 ms, so its table reads better in µs, with the small added
+// time kept to one decimal.
+const TIME_UNITS = {
+  ns: { divisor: 1, addedDigits: 0 },
+  µs: { divisor: 1000, addedDigits: 1 },
+};
+
+/**
+ * The per-operation table of measureDrivers() samples (ns per operation) against UNGUARDED: operation, variant,
+ * time per op, added, ratio, p10 … p90 of the round ratios. Returns the table (for a benchmark result's `tables`)
+ * and the comparisons ({ operation, variant, added ns }) for its target checks.
+ */
+export function overheadTable({ title, operations, variants, samples, unit = 'ns' }) {
+  const { divisor, addedDigits } = TIME_UNITS[unit];
+  const rows = [];
+  const comparisons = [];
+  for (const operation of operations) {
+    const off = samples.get(operation.id).get(UNGUARDED.id);
+    for (const variant of variants) {
+      const isOff = variant.id === UNGUARDED.id;
+      const compared = compareRounds(samples.get(operation.id).get(variant.id), off);
+      if (!isOff) comparisons.push({ operation, variant, added: compared.added });
+      rows.push([
+        operation.label,
+        variant.label,
+        fixed(compared.median / divisor, 0),
+        isOff ? '' : signed(compared.added / divisor, addedDigits),
+        isOff ? '' : ratio(compared.ratio),
+        isOff ? '' : `${ratio(compared.p10)} … ${ratio(compared.p90)}`,
+      ]);
+    }
+  }
+  const columns = [
+    { title: 'operation', align: 'left' },
+    { title: 'variant', align: 'left' },
+    { title: `${unit}/op` },
+    { title: `added ${unit}` },
+    { title: 'ratio' },
+    { title: 'p10 … p90 of round ratios' },
+  ];
+  return { table: { title, columns, rows }, comparisons };
+}
+
+/** How to read an overheadTable() in ns, for a benchmark's `method` list in BENCHMARKS.md. */
+export const OVERHEAD_TABLE_METHOD =
+  'Each round every process runs one batch of each operation, in rotating order. **added ns** is the median over rounds of (variant − unguarded) in the same round; **ratio** the median of the per-round ratios; p10–p90 shows the spread.';
+
+/** A target (reported, never failed on) for the ns a variant adds to one operation; see overheadTable(). */
+export function addedNsTarget({ operation, variant, added }, targetNs) {
+  return {
+    name: `${operation.label}, ${variant.label}: ${signed(added, 0)} ns (target < ${targetNs} ns)`,
+    ok: added < targetNs,
+    kind: 'target',
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Running one benchmark file on its own: `node bench/cold-start.mjs [--quick] [--nodes 22]`
 
 /** True when the module at `moduleUrl` is the entry point of this process. */
 export function isMain(moduleUrl) {
   return process.argv[1] !== undefined && pathToFileURL(path.resolve(process.argv[1])).href === moduleUrl;
+}
+
+/**
+ * Runs benchmark `id` through run.mjs (print only, never writes BENCHMARKS.md), for a benchmark file started
+ * directly. Callers must not await it: run.mjs imports the calling module back, and that import waits for the
+ * caller to finish evaluating, which an await at its top level would never let happen.
+ */
+export function runAlone(id) {
+  return import('./run.mjs').then(({ main }) => main(['--only', id, '--no-write', ...process.argv.slice(2)]));
 }
 
 export function log(message) {

@@ -6,11 +6,10 @@
 //
 // Runs in a child process of the Node under test (`<node> bench/micro.mjs --child`), so each major measures its
 // own V8. Each operation is calibrated to ~20 ms per sample; the median of the samples is reported.
-import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DIST, fixed, isMain, median, quantile, requireBuiltGuard, tempTree } from './lib.mjs';
+import { childStdout, DIST, fixed, isMain, median, quantile, requireBuiltGuard, runAlone, tempTree } from './lib.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 
@@ -29,19 +28,7 @@ export default {
   async run(node, { quick }) {
     requireBuiltGuard();
     const args = [SELF, '--child', ...(quick ? ['--quick'] : [])];
-    const output = await new Promise((resolve, reject) => {
-      const child = spawn(node.bin, args, {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, NODE_OPTIONS: '' },
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (chunk) => (stdout += chunk));
-      child.stderr.setEncoding('utf8').on('data', (chunk) => (stderr += chunk));
-      child.on('close', (code) =>
-        code === 0 ? resolve(stdout) : reject(new Error(`micro child exited ${code}: ${stderr}`)),
-      );
-    });
+    const output = await childStdout('micro', node.bin, args, { env: { ...process.env, NODE_OPTIONS: '' } });
     const results = JSON.parse(output);
     return {
       tables: [
@@ -240,6 +227,5 @@ async function child(quick) {
 if (process.argv.includes('--child')) {
   await child(process.argv.includes('--quick'));
 } else if (isMain(import.meta.url)) {
-  // Not awaited: run.mjs imports this module back, which must finish evaluating first.
-  import('./run.mjs').then(({ main }) => main(['--only', 'micro', '--no-write', ...process.argv.slice(2)]));
+  runAlone('micro');
 }

@@ -7,22 +7,24 @@
 // the loopback HTTP endpoint so its work is not counted in any of them. The parent drives the children over
 // IPC in rounds; within a round every variant runs one batch of each handler, in rotating order, so drift on the
 // shared machine hits all variants alike. The ratio is the median of the per-round ratios to "no guard".
-import { fork } from 'node:child_process';
-import { once } from 'node:events';
 import path from 'node:path';
 import {
+  compareRounds,
   fixed,
+  forkUntilReady,
+  GUARDED,
   isMain,
   mean,
-  median,
+  measureDrivers,
   percent,
-  quantile,
-  REGISTER,
   ratio,
   requireBuiltGuard,
-  rotation,
+  runAlone,
   signed,
   tempTree,
+  UNGUARDED,
+  unguardedEnv,
+  writeFiles,
 } from './lib.mjs';
 
 const FETCH_TARGET = 0.02; // < 2% added on the fetch handler
@@ -104,6 +106,7 @@ export const handlers = {
 // Runs batches on request. Before any measurement it proves the guard state it claims: a fetch to a path the
 // policy does not allow must be blocked by the guard, and succeed without it.
 const DRIVER = `import { handlers } from './handlers.mjs';
+import { serveBatches } from './driver-protocol.mjs';
 
 async function probe() {
   try {
@@ -115,19 +118,16 @@ async function probe() {
   }
 }
 
-process.on('message', async (message) => {
-  if (message.cmd !== 'run') return;
-  const handler = handlers[message.handler];
+await serveBatches(async (name, n) => {
+  const handler = handlers[name];
   const event = { id: 1 };
   const cpu = process.cpuUsage();
   const started = process.hrtime.bigint();
-  for (let i = 0; i < message.n; i++) await handler(event);
+  for (let i = 0; i < n; i++) await handler(event);
   const ns = Number(process.hrtime.bigint() - started);
   const used = process.cpuUsage(cpu);
-  process.send({ ns, cpuUs: used.user + used.system });
-});
-process.on('disconnect', () => process.exit(0));
-process.send({ ready: true, guarded: Boolean(globalThis[Symbol.for('perimeter.guard')]), probe: await probe() });
+  return { ns, cpuUs: used.user + used.system };
+}, probe);
 `;
 
 function policies(port) {
@@ -148,8 +148,8 @@ function policies(port) {
 }
 
 const VARIANTS = [
-  { id: 'off', label: 'no guard', policy: null },
-  { id: 'guard', label: 'guard', policy: 'policy-guard.json' },
+  UNGUARDED,
+  GUARDED,
   { id: 'packages', label: 'guard + packages rule', policy: 'policy-packages.json' },
 ];
 
@@ -158,32 +158,6 @@ const HANDLER_NAMES = [
   { id: 'httpRequest', label: 'http.request, keep-alive Agent' },
   { id: 'json', label: 'JSON parse+stringify 10 KB' },
 ];
-
-async function startChild(file, { execPath, execArgv = [], env, cwd }) {
-  const child = fork(file, [], { execPath, execArgv, env, cwd, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (chunk) => (stderr += chunk));
-  const [message] = await Promise.race([
-    once(child, 'message'),
-    once(child, 'exit').then(([code]) => {
-      throw new Error(`${path.basename(file)} exited with ${code} before it was ready: ${stderr.trim()}`);
-    }),
-  ]);
-  return { child, message, stderr: () => stderr };
-}
-
-async function runBatch(worker, handler, n) {
-  const reply = once(worker.child, 'message');
-  worker.child.send({ cmd: 'run', handler, n });
-  const [message] = await reply;
-  return { wall: message.ns / n / 1000, cpu: message.cpuUs / n }; // µs per invocation
-}
-
-function cleanEnv() {
-  const env = { ...process.env };
-  for (const key of Object.keys(env)) if (key === 'NODE_OPTIONS' || key.startsWith('PERIMETER_')) delete env[key];
-  return env;
-}
 
 export default {
   id: 'warm-network',
@@ -216,71 +190,57 @@ export default {
       },
       'node_modules/orders-client/index.js': CLIENT_PACKAGE,
     });
-    const env = cleanEnv();
-    const server = await startChild(path.join(dir, 'server.mjs'), { env, cwd: dir });
+    const env = unguardedEnv();
+    const server = await forkUntilReady(path.join(dir, 'server.mjs'), { env, cwd: dir });
     const port = server.message.port;
-    const { writeFiles } = await import('./lib.mjs');
     writeFiles(dir, policies(port));
 
-    const workers = new Map();
     try {
-      for (const variant of VARIANTS) {
-        const childEnv = { ...env, BENCH_SERVER_PORT: String(port) };
-        if (variant.policy) childEnv.PERIMETER_POLICY = path.join(dir, variant.policy);
-        const worker = await startChild(path.join(dir, 'driver.mjs'), {
-          execPath: node.bin,
-          execArgv: variant.policy ? ['--import', REGISTER] : [],
-          env: childEnv,
-          cwd: dir,
-        });
-        workers.set(variant.id, worker);
-        const expected = variant.policy ? 'blocked' : 'allowed';
-        if (worker.message.guarded !== Boolean(variant.policy) || worker.message.probe !== expected) {
-          throw new Error(
-            `variant ${variant.id} is not in the state it claims: guarded=${worker.message.guarded}, probe ${worker.message.probe} (expected ${expected})`,
-          );
-        }
-      }
-
-      for (const variant of VARIANTS) {
-        for (const handler of HANDLER_NAMES) await runBatch(workers.get(variant.id), handler.id, warmup);
-      }
-      const samples = new Map(); // `${variant}/${handler}` → µs per invocation, one per round
-      for (let round = 0; round < rounds; round++) {
-        for (const handler of HANDLER_NAMES) {
-          for (const variant of rotation(VARIANTS, round + HANDLER_NAMES.indexOf(handler))) {
-            const key = `${variant.id}/${handler.id}`;
-            if (!samples.has(key)) samples.set(key, []);
-            samples.get(key)[round] = await runBatch(workers.get(variant.id), handler.id, batch);
-          }
-        }
-      }
+      // handler id → variant id → { wall, cpu } µs per invocation, one per round
+      const samples = await measureDrivers({
+        node,
+        dir,
+        driver: 'driver.mjs',
+        variants: VARIANTS,
+        env: () => ({ ...env, BENCH_SERVER_PORT: String(port) }),
+        expectedProbe: (variant) => (variant.policy ? 'blocked' : 'allowed'),
+        operations: HANDLER_NAMES,
+        rounds,
+        warmup,
+        batchSize: () => batch,
+        // The driver replies with totals for the batch.
+        sample: (reply, n) => ({ wall: reply.ns / n / 1000, cpu: reply.cpuUs / n }),
+      });
 
       const rows = [];
       const checks = [];
       for (const handler of HANDLER_NAMES) {
-        const off = samples.get(`off/${handler.id}`);
+        const off = samples.get(handler.id).get(UNGUARDED.id);
         for (const variant of VARIANTS) {
-          const runs = samples.get(`${variant.id}/${handler.id}`);
-          const wall = runs.map((run) => run.wall);
-          const ratios = runs.map((run, i) => run.wall / off[i].wall);
-          const cpuRatios = runs.map((run, i) => run.cpu / off[i].cpu);
-          const added = median(runs.map((run, i) => run.wall - off[i].wall));
-          const isOff = variant.id === 'off';
+          const runs = samples.get(handler.id).get(variant.id);
+          const wall = compareRounds(
+            runs.map((run) => run.wall),
+            off.map((run) => run.wall),
+          );
+          const cpu = compareRounds(
+            runs.map((run) => run.cpu),
+            off.map((run) => run.cpu),
+          );
+          const isOff = variant === UNGUARDED;
           rows.push([
             handler.label,
             variant.label,
-            fixed(mean(wall), 1),
-            isOff ? '' : signed(added, 2),
-            isOff ? '' : ratio(median(ratios)),
-            isOff ? '' : `${percent(quantile(ratios, 0.1) - 1)} … ${percent(quantile(ratios, 0.9) - 1)}`,
+            fixed(mean(runs.map((run) => run.wall)), 1),
+            isOff ? '' : signed(wall.added, 2),
+            isOff ? '' : ratio(wall.ratio),
+            isOff ? '' : `${percent(wall.p10 - 1)} … ${percent(wall.p90 - 1)}`,
             fixed(mean(runs.map((run) => run.cpu)), 1),
-            isOff ? '' : ratio(median(cpuRatios)),
+            isOff ? '' : ratio(cpu.ratio),
           ]);
           if (handler.id === 'fetch' && !isOff) {
             checks.push({
-              name: `fetch handler, ${variant.label}: ${percent(median(ratios) - 1)} wall, ${percent(median(cpuRatios) - 1)} CPU (target < ${FETCH_TARGET * 100}% wall)`,
-              ok: median(ratios) - 1 < FETCH_TARGET,
+              name: `fetch handler, ${variant.label}: ${percent(wall.ratio - 1)} wall, ${percent(cpu.ratio - 1)} CPU (target < ${FETCH_TARGET * 100}% wall)`,
+              ok: wall.ratio - 1 < FETCH_TARGET,
               kind: 'target',
             });
           }
@@ -306,12 +266,9 @@ export default {
         checks,
       };
     } finally {
-      for (const worker of workers.values()) worker.child.disconnect();
       server.child.disconnect();
     }
   },
 };
 
-// Not awaited: run.mjs imports this module back, which must finish evaluating first.
-if (isMain(import.meta.url))
-  import('./run.mjs').then(({ main }) => main(['--only', 'warm-network', '--no-write', ...process.argv.slice(2)]));
+if (isMain(import.meta.url)) runAlone('warm-network');
