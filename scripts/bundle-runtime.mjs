@@ -2,7 +2,9 @@
  * Bundles the runtime into one file after `tsc` has compiled it. Loading ~25 small CommonJS modules costs a few
  * milliseconds of cold start (a stat, a read and a compile each); one minified file costs well under one.
  *
- *   dist/perimeter.js  the whole runtime (what `require('perimeter')` / `import 'perimeter'` load)
+ *   dist/perimeter.js  the runtime (what `require('perimeter')` / `import 'perimeter'` load)
+ *   dist/process-guard.js  the child-process guard, loaded at the first use of child_process (see
+ *                      intercept/process-guard-loader.ts)
  *   dist/register.js   the preload: a few lines that call into dist/perimeter.js
  *   dist/<adapter>.js  perimeter/lambda, /netlify, /middy, /gcf: small files that call into it too
  *
@@ -10,8 +12,8 @@
  * The per-module files tsc writes beside them stay for type declarations and for white-box tests.
  */
 
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, relative, resolve, sep } from 'node:path';
 import { build } from 'esbuild';
 
 const dist = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../packages/perimeter/dist');
@@ -29,7 +31,57 @@ const common = {
   logLevel: 'warning',
 };
 
-await build({ ...common, entryPoints: [join(dist, 'index.js')], outfile: join(dist, 'perimeter.js') });
+// The child-process guard is its own chunk (below), loaded by intercept/process-guard-loader.js when child_process
+// is first handed out; the unbundled require of it there is left out of the bundle (and never runs in it).
+const leaveOutProcessGuard = {
+  name: 'leave-out-process-guard',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/child_process\.js$/ }, (args) =>
+      args.importer.endsWith('process-guard-loader.js')
+        ? { path: './intercept/child_process.js', external: true }
+        : undefined,
+    );
+  },
+};
+await build({
+  ...common,
+  entryPoints: [join(dist, 'index.js')],
+  outfile: join(dist, 'perimeter.js'),
+  define: { PERIMETER_BUNDLED: 'true' },
+  plugins: [leaveOutProcessGuard],
+});
+
+// dist/process-guard.js: the child-process guard. Its own modules are bundled into it; every other runtime module
+// it imports is the main bundle's instance, handed to it by the loader under the name `perimeter:<path>` (the
+// loader's SHARED table), so there is one state. An import the loader does not share fails the build.
+const PROCESS_GUARD_MODULES = new Set(['intercept/child_process.js', 'policy/process.js', 'policy/shell.js']);
+const sharedWithProcessGuard = new Set();
+await build({
+  ...common,
+  entryPoints: [join(dist, 'intercept/child_process.js')],
+  outfile: join(dist, 'process-guard.js'),
+  plugins: [
+    {
+      name: 'process-guard-shares-runtime',
+      setup(b) {
+        b.onResolve({ filter: /^\.\.?\// }, (args) => {
+          const target = relative(dist, resolve(args.resolveDir, args.path)).split(sep).join('/');
+          if (PROCESS_GUARD_MODULES.has(target)) return undefined;
+          sharedWithProcessGuard.add(target);
+          return { path: `perimeter:${target}`, external: true };
+        });
+      },
+    },
+  ],
+});
+const loaderSource = readFileSync(join(dist, 'intercept/process-guard-loader.js'), 'utf8');
+for (const target of sharedWithProcessGuard) {
+  if (!loaderSource.includes(`'perimeter:${target}'`)) {
+    throw new Error(
+      `dist/process-guard.js imports ${target}, which intercept/process-guard-loader.ts does not share: add it to SHARED`,
+    );
+  }
+}
 
 // The preload imports the runtime through './index.js'; point that at the bundle instead of inlining a second copy.
 const useBundle = {

@@ -114,6 +114,15 @@ export const SetAdd = uncurryThis(Set.prototype.add) as <T>(s: Set<T>, v: T) => 
 export const WeakSetHas = uncurryThis(WeakSet.prototype.has) as <T extends object>(s: WeakSet<T>, v: T) => boolean;
 export const WeakSetAdd = uncurryThis(WeakSet.prototype.add) as <T extends object>(s: WeakSet<T>, v: T) => WeakSet<T>;
 /**
+ * A Set filled by index with the captured `add`: no iterator protocol, nothing a dependency can have replaced. For
+ * tables built after dependencies ran (the process-guard chunk loads at the first use of child_process).
+ */
+export function safeSetOf<T>(values: readonly T[]): Set<T> {
+  const set = new SafeSet<T>();
+  for (let i = 0; i < values.length; i++) SetAdd(set, values[i]!);
+  return set;
+}
+/**
  * `s.split(separator)` for a string separator, without `String.prototype.split`, which consults
  * `separator[Symbol.split]` on the (replaceable) String prototype on some Node versions.
  */

@@ -24,14 +24,11 @@ let secretValues: string[] = [];
 /** Remembers the values of secret-looking variables so they can be scrubbed wherever they appear. */
 export function rememberSecretValues(env: Record<string, string | undefined>): void {
   const values = new Set<string>();
-  for (const [name, value] of Object.entries(env)) {
-    if (
-      value &&
-      value.length >= 8 &&
-      /(KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|PRIVATE|SESSION|AUTH|DSN)/i.test(name)
-    ) {
-      values.add(value);
-    }
+  // Names first: reading a value out of process.env costs a call into the environment, and few names qualify.
+  for (const name of Object.keys(env)) {
+    if (!/(KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|PRIVATE|SESSION|AUTH|DSN)/i.test(name)) continue;
+    const value = env[name];
+    if (value && value.length >= 8) values.add(value);
   }
   // Longest first, so a value that contains another is scrubbed whole.
   secretValues = [...values].sort((a, b) => b.length - a.length);

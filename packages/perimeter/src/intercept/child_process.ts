@@ -27,7 +27,6 @@ import {
   ArrayIsArray,
   fsOpenSync,
   fsWriteSync,
-  getBuiltinModule,
   JSONStringify,
   ObjectDefineProperty,
   ownDirectory,
@@ -38,23 +37,17 @@ import {
   ReflectApply,
 } from '../pristine.js';
 import { guardProperty } from './patch.js';
+import {
+  fileURLToPathPristine,
+  fsCloseSync,
+  fsMkdtempSync,
+  ObjectKeys,
+  startupPerimeterVars,
+} from './spawn-captures.js';
 
-const fs = getBuiltinModule('fs') as typeof import('node:fs');
-// The originals, taken before the fs guard wraps them: writing the guard's own policy copy is not the code's write.
-// (`fs.writeFileSync` would call the wrapped `fs.openSync` through the module object.)
-const mkdtempSync = fs.mkdtempSync;
-const closeSync = fs.closeSync;
-const ObjectKeys = Object.keys;
-const fileURLToPathPristine = (getBuiltinModule('url') as typeof import('node:url')).fileURLToPath;
-
+const mkdtempSync = fsMkdtempSync;
+const closeSync = fsCloseSync;
 const REGISTER = pathJoin(ownDirectory, 'register.js');
-/** PERIMETER_* as the process started: what every child gets, whatever a dependency set since. */
-const startupPerimeterVars: Array<[string, string]> = [];
-for (const name of ObjectKeys(processEnvRaw)) {
-  if (name.startsWith('PERIMETER_') && name !== 'PERIMETER_POLICY') {
-    startupPerimeterVars.push([name, String(processEnvRaw[name])]);
-  }
-}
 
 let inlinePolicyFile: string | null = null;
 

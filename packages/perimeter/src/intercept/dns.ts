@@ -7,7 +7,7 @@
 import { checkNetwork } from '../guard.js';
 import type { NetworkTarget } from '../policy/evaluate.js';
 import { isIPv4, isIPv6, normalizeHost } from '../policy/host.js';
-import { PromiseReject, processNextTick, ReflectApply } from '../pristine.js';
+import { getBuiltinModule, PromiseReject, processNextTick, ReflectApply } from '../pristine.js';
 import { guardProperty } from './patch.js';
 
 const RESOLVER_METHODS = [
@@ -66,10 +66,22 @@ function promiseStyle(original: Function, { skipLiterals }: { skipLiterals: bool
 }
 
 let patched = false;
+let originalLookup: typeof import('node:dns').lookup | null = null;
+
+/**
+ * `dns.lookup` as Node made it. Captured when dns is patched, which happens before any user code can hold the
+ * module; read on first use if dns was never patched, because then no user code can have replaced it. Reading it
+ * lazily spares the cold start loading dns.
+ */
+export function originalDnsLookup(): typeof import('node:dns').lookup {
+  originalLookup ??= (getBuiltinModule('dns') as typeof import('node:dns')).lookup;
+  return originalLookup;
+}
 
 export function patchDns(dns: typeof import('node:dns')): void {
   if (patched) return;
   patched = true;
+  originalLookup ??= dns.lookup;
   const lookupOptions = { skipLiterals: true };
   const resolveOptions = { skipLiterals: false };
   guardProperty(dns, 'lookup', (o) => callbackStyle(o, lookupOptions));

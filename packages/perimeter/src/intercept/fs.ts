@@ -312,7 +312,8 @@ function rejectingIterator(error: Error): AsyncIterableIterator<never> {
 
 let patched = false;
 
-export function patchFs(fs: Record<string, any>, promises: Record<string, any>): void {
+/** The callback and Sync forms. `fs.promises` is a separate object, patched by patchFsPromises when first handed out. */
+export function patchFs(fs: Record<string, any>): void {
   if (patched) return;
   patched = true;
   for (const [base, spec] of Object.entries(PATH_FUNCTIONS)) {
@@ -322,22 +323,14 @@ export function patchFs(fs: Record<string, any>, promises: Record<string, any>):
       continue;
     }
     if (base === 'glob') {
-      for (const [target, name, style] of [
-        [fs, 'glob', 'callback'],
-        [fs, 'globSync', 'sync'],
-        [promises, 'glob', 'iterator'],
-      ] as const) {
-        if (typeof target[name] === 'function') guardProperty(target, name, globWrapper(name, style));
-      }
+      if (typeof fs.glob === 'function') guardProperty(fs, 'glob', globWrapper('glob', 'callback'));
+      if (typeof fs.globSync === 'function') guardProperty(fs, 'globSync', globWrapper('globSync', 'sync'));
       continue;
     }
     const callbackStyle: Style = Object.hasOwn(RETURNING, base) ? RETURNING[base]! : 'callback';
     if (typeof fs[base] === 'function') guardProperty(fs, base, wrapperFor(base, spec, callbackStyle));
     if (typeof fs[`${base}Sync`] === 'function') {
       guardProperty(fs, `${base}Sync`, wrapperFor(`${base}Sync`, spec, 'sync'));
-    }
-    if (typeof promises[base] === 'function') {
-      guardProperty(promises, base, wrapperFor(base, spec, base === 'watch' ? 'iterator' : 'promise'));
     }
   }
   // realpath's native variants hang off the functions themselves; the wrappers carry copies of them.
@@ -350,6 +343,19 @@ export function patchFs(fs: Record<string, any>, promises: Record<string, any>):
     if (holder && typeof holder.native === 'function') {
       guardProperty(holder, 'native', wrapperFor('native', realpathSpec, style));
     }
+  }
+}
+
+let promisesPatched = false;
+
+/** `fs.promises`, the same object as `fs/promises`. */
+export function patchFsPromises(promises: Record<string, any>): void {
+  if (promisesPatched) return;
+  promisesPatched = true;
+  for (const [base, spec] of Object.entries(PATH_FUNCTIONS)) {
+    if (typeof promises[base] !== 'function') continue;
+    if (base === 'glob') guardProperty(promises, 'glob', globWrapper('glob', 'iterator'));
+    else guardProperty(promises, base, wrapperFor(base, spec, base === 'watch' ? 'iterator' : 'promise'));
   }
 }
 

@@ -20,6 +20,8 @@ import { activePolicy } from '../guard.js';
 import {
   ArrayIncludes,
   getBuiltinModule,
+  ObjectDefineProperty,
+  ObjectGetOwnPropertyDescriptor,
   ObjectHasOwn,
   ReflectApply,
   SetAdd,
@@ -29,17 +31,17 @@ import {
   StringStartsWith,
   syncBuiltinESMExports,
 } from '../pristine.js';
-import { patchChildProcess } from './child_process.js';
 import { patchDgram } from './dgram.js';
 import { patchDns } from './dns.js';
 import { installEnvGuard } from './env.js';
 import { patchConstructor, patchFetch } from './fetch.js';
-import { patchFs } from './fs.js';
+import { patchFs, patchFsPromises } from './fs.js';
 import { patchHttp } from './http.js';
 import { patchHttp2 } from './http2.js';
 import { patchInspector, patchInternals } from './internals.js';
 import { patchNet, setBeforeConnect } from './net.js';
-import { guardProperty } from './patch.js';
+import { disguise, guardProperty } from './patch.js';
+import { captureCompileFunction, loadProcessGuard } from './process-guard-loader.js';
 import { patchWorkerThreads } from './worker.js';
 
 type Patcher = () => void;
@@ -54,10 +56,34 @@ const dns = () => patchDns(getBuiltinModule('dns'));
 
 function fileSystem(): void {
   const fs = getBuiltinModule('fs');
-  patchFs(fs, fs.promises);
+  patchFs(fs);
+  // `fs.promises` loads a dozen internal modules (~1.5 ms of cold start), so where every other way to it is
+  // hooked (require/import: the resolve hook; process.getBuiltinModule: its wrapper) only its getter is wrapped,
+  // and the promises API is patched the first time anyone reads it. Without registerHooks, an ESM import of
+  // `node:fs/promises` is invisible: patched now.
+  const descriptor = ObjectGetOwnPropertyDescriptor(fs, 'promises');
+  const originalGet = descriptor?.get;
+  if (typeof (module as any).registerHooks !== 'function' || !originalGet || !descriptor.configurable) {
+    ensureGuarded('fs/promises');
+    return;
+  }
+  ObjectDefineProperty(fs, 'promises', {
+    enumerable: descriptor.enumerable,
+    configurable: false,
+    get: disguise(function get(this: unknown) {
+      ensureGuarded('fs/promises');
+      return ReflectApply(originalGet, fs, []);
+    }, originalGet),
+  });
 }
 
-const childProcess = () => patchChildProcess(getBuiltinModule('child_process'));
+function fileSystemPromises(): void {
+  ensureGuarded('fs');
+  patchFsPromises(getBuiltinModule('fs/promises'));
+}
+
+// The child-process guard is a chunk of its own, loaded here, at the first hand-out of child_process.
+const childProcess = () => loadProcessGuard().patchChildProcess(getBuiltinModule('child_process'));
 
 /** Built-in id → what must be guarded before user code may hold it. */
 const PATCHERS: Record<string, Patcher> = {
@@ -78,11 +104,13 @@ const PATCHERS: Record<string, Patcher> = {
   'dns/promises': dns,
   dgram: () => patchDgram(getBuiltinModule('dgram')),
   fs: fileSystem,
-  'fs/promises': fileSystem,
+  'fs/promises': fileSystemPromises,
   worker_threads: () => patchWorkerThreads(getBuiltinModule('worker_threads')),
   inspector: () => patchInspector(getBuiltinModule('inspector')),
   'inspector/promises': () => patchInspector(getBuiltinModule('inspector')),
   child_process: childProcess,
+  // Not patched: what the process-guard chunk is compiled with is taken before user code can replace it.
+  vm: captureCompileFunction,
   // These reach child_process through Node's internal loader, which no hook sees.
   cluster: childProcess,
   test: childProcess,

@@ -6,7 +6,8 @@
 import { checkNetwork, wouldAllow } from '../guard.js';
 import type { NetworkTarget } from '../policy/evaluate.js';
 import { isIPv4, isIPv6, normalizeHost } from '../policy/host.js';
-import { ArrayIsArray, getBuiltinModule, processNextTick, ReflectApply } from '../pristine.js';
+import { ArrayIsArray, processNextTick, ReflectApply } from '../pristine.js';
+import { originalDnsLookup } from './dns.js';
 import { guardProperty, snapshotOptions } from './patch.js';
 
 interface SocketLike {
@@ -52,8 +53,6 @@ function connectOptions(args: unknown[]): Record<string, unknown> {
 let netPatched = false;
 // Known once tls is guarded; it only decides whether a target reads as tls:// or tcp:// in events.
 let tlsModule: typeof import('node:tls') | null = null;
-// The resolver used to check a caller-supplied lookup's answers (the guarded dns.lookup: the name is allowed).
-let systemLookup: (host: string, options: object, cb: (err: Error | null, answers?: unknown) => void) => void;
 let beforeConnect: (() => void) | null = null;
 // Where each socket was asked to connect: an HTTP request on a socket made by a custom `createConnection` is
 // judged by the port it really goes to, not by a Host header the caller controls.
@@ -71,7 +70,6 @@ export function setBeforeConnect(hook: () => void): void {
 export function patchNet(net: typeof import('node:net'), tls: typeof import('node:tls') | null): void {
   if (!netPatched) {
     netPatched = true;
-    systemLookup = getBuiltinModule('dns').lookup;
     guardProperty(
       net.Socket.prototype,
       'connect',
@@ -139,7 +137,8 @@ function verifiedLookup(userLookup: LookupFunction, target: NetworkTarget): Look
       const answers = Array.isArray(address) ? address.map((a: { address: string }) => a.address) : [String(address)];
       const unexplained = answers.filter((a) => !wouldAllow({ ...target, host: normalizeHost(a) ?? a }));
       if (unexplained.length === 0) return callback(null, address, family);
-      systemLookup(hostname, { all: true }, (systemErr, systemAnswers) => {
+      // The system resolver checks a caller-supplied lookup's answers.
+      originalDnsLookup()(hostname, { all: true }, (systemErr, systemAnswers) => {
         const known = new Set(
           systemErr ? [] : (systemAnswers as Array<{ address: string }>).map((a) => normalizeHost(a.address)),
         );

@@ -54,25 +54,35 @@ export function guardProperty(
   if (!descriptor) return;
   const original = descriptor.get ? ReflectApply(descriptor.get, target, []) : descriptor.value;
   if (typeof original !== 'function' || isGuardWrapper(original)) return;
-  let current = disguise(wrap(original), original);
   if (options.writable) {
     ObjectDefineProperty(target, key, {
-      value: current,
+      value: disguise(wrap(original), original),
       writable: true,
       enumerable: descriptor.enumerable,
       configurable: true,
     });
     return;
   }
+  // The wrapper is made on first read: most guarded functions (a hundred in fs alone) are never used by a given
+  // function, and disguising each one at start costs cold-start time. The original is held from now on.
+  let current: unknown;
+  let made = false;
   ObjectDefineProperty(target, key, {
     enumerable: descriptor.enumerable,
     configurable: false,
     get() {
+      if (!made) {
+        current = disguise(wrap(original), original);
+        made = true;
+      }
       return current;
     },
     set(this: object, value: unknown) {
       const guarded = typeof value === 'function' && !isGuardWrapper(value) ? disguise(wrap(value), value) : value;
-      if (this === target) current = guarded as Function;
+      if (this === target) {
+        current = guarded;
+        made = true;
+      }
       // Assignment on an instance (`socket.connect = fn`) shadows the prototype for that instance only.
       else ObjectDefineProperty(this, key, { value: guarded, writable: true, enumerable: true, configurable: true });
     },

@@ -5,7 +5,7 @@
 import { type CompiledEnv, compileEnv } from './env.js';
 import { type CompiledFs, compileFs } from './fs.js';
 import { compileNetworkPattern, type NetworkRule } from './pattern.js';
-import { type CompiledProcess, compileProcess } from './process.js';
+import { type CompiledProcess, compileProcess } from './process-rules.js';
 import {
   type CompiledAddonRules,
   type CompiledWorkerRules,

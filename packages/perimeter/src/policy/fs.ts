@@ -239,7 +239,7 @@ const SYSTEM_SECRETS = [
   '/run/secrets',
 ];
 
-function defaultRules(env: FsEnvironment): FsRuleSet {
+function defaultRules(env: FsEnvironment, zones: readonly string[]): FsRuleSet {
   const read: string[] = [...SYSTEM_READ, ...nodeInstallRules(env.execPath), `${env.guardDir}/**`];
   if (env.main) read.push(realOrSelf(pathResolve(env.cwd, env.main)));
   for (const dir of codeDirectories(env)) {
@@ -250,7 +250,7 @@ function defaultRules(env: FsEnvironment): FsRuleSet {
     }
   }
   for (const dir of env.nodePath) read.push(`${pathResolve(dir)}/**`);
-  for (const target of linkedPackages(read, env)) read.push(`${target}/**`);
+  for (const target of linkedPackages(read, zones)) read.push(`${target}/**`);
   const anchor = { home: env.home, codeDir: env.cwd };
   return { read: compileRules(read, anchor), write: [] };
 }
@@ -263,8 +263,7 @@ const MAX_LINK_SCAN = 10_000;
  * outside every default folder, so the real folder is added, once, at start. A link that leads into an
  * always-denied area (a package "linked" to ~/.ssh) or to `/` is not followed.
  */
-function linkedPackages(defaults: readonly string[], env: FsEnvironment): string[] {
-  const zones = sensitiveZones(env);
+function linkedPackages(defaults: readonly string[], zones: readonly string[]): string[] {
   const found: string[] = [];
   let scanned = 0;
   const consider = (entryPath: string) => {
@@ -322,6 +321,8 @@ export function compileFs(document: PolicyDocument, env: FsEnvironment = current
     read: compileRules(doc?.read ?? [], anchor),
     write: compileRules(doc?.write ?? [], anchor),
   });
+  // Each zone costs a realpath or two: computed once, for the default rules and for decisions.
+  const zones = sensitiveZones(env);
   const packages = new Map<string, FsRuleSet>();
   let anyPackage: FsRuleSet | null = null;
   for (const [name, pkg] of Object.entries(document.packages ?? {})) {
@@ -332,8 +333,8 @@ export function compileFs(document: PolicyDocument, env: FsEnvironment = current
   return {
     mode: document.fs?.mode ?? document.mode ?? 'block',
     rules: ruleSet(document.fs),
-    defaults: defaultRules(env),
-    zones: sensitiveZones(env),
+    defaults: defaultRules(env, zones),
+    zones,
     home: env.home,
     codeDir,
     pid: env.pid,

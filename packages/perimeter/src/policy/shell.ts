@@ -14,6 +14,8 @@
  * assignments to variables that change what later commands are or load (NODE_OPTIONS, PATH, LD_*, BASH_ENV, …).
  */
 
+import { safeSetOf } from '../pristine.js';
+
 export interface ShellWord {
   /** The word after quote removal; for a dynamic word, the literal parts only. */
   text: string;
@@ -33,9 +35,9 @@ export type ShellParse = { ok: true; commands: ShellCommand[] } | { ok: false; r
 
 class Unjudgeable extends Error {}
 
-const METACHARS = new Set([' ', '\t', '\n', ';', '&', '|', '<', '>', '(', ')']);
+const METACHARS = safeSetOf([' ', '\t', '\n', ';', '&', '|', '<', '>', '(', ')']);
 /** Reserved words that may precede a command without being one. */
-const PREFIX_KEYWORDS = new Set([
+const PREFIX_KEYWORDS = safeSetOf([
   '!',
   '{',
   '}',
@@ -51,7 +53,7 @@ const PREFIX_KEYWORDS = new Set([
   'time',
 ]);
 /** Constructs that run code the parser cannot see. */
-export const UNJUDGEABLE_WORDS = new Set([
+export const UNJUDGEABLE_WORDS = safeSetOf([
   'eval',
   'exec',
   'source',
@@ -74,7 +76,7 @@ export const UNJUDGEABLE_WORDS = new Set([
   '[[',
   '((',
 ]);
-const CD_WORDS = new Set(['cd', 'pushd', 'popd']);
+const CD_WORDS = safeSetOf(['cd', 'pushd', 'popd']);
 
 const ASSIGNMENT = /^([A-Za-z_][A-Za-z0-9_]*)(\[[^\]]*\])?\+?=/;
 
