@@ -133,6 +133,60 @@ function stackTampered(detail: string): string[] {
  * so that a package cannot launder a call through a function it built from a string.
  */
 export function callerPackages(): string[] {
+  return readStack();
+}
+
+/** Frames captured now, read later: V8 formats a captured stack only when it is first read. */
+export interface CapturedStack {
+  readonly holder: { stack?: unknown };
+  readonly ok: boolean;
+}
+
+/**
+ * Captures the call stack without interpreting it (a few microseconds): for operations judged later, off the
+ * caller's stack, such as a fetch redirect hop. `packagesOf` reads it when, and only if, it is needed.
+ */
+export function captureCallers(): CapturedStack {
+  const holder: { stack?: unknown } = {};
+  if (!isWritableData('prepareStackTrace') || !isWritableData('stackTraceLimit')) return { holder, ok: false };
+  const previousLimit = ErrorCtor.stackTraceLimit;
+  try {
+    ErrorCtor.stackTraceLimit = STACK_DEPTH;
+    ErrorCaptureStackTrace(holder, captureCallers);
+    return { holder, ok: true };
+  } catch {
+    return { holder, ok: false };
+  } finally {
+    try {
+      ErrorCtor.stackTraceLimit = previousLimit;
+    } catch {
+      // Tampering; packagesOf fails closed on this capture.
+    }
+  }
+}
+
+export function packagesOf(captured: CapturedStack): string[] {
+  if (!captured.ok || !isWritableData('prepareStackTrace')) {
+    return stackTampered('Error.prepareStackTrace or Error.stackTraceLimit was made an accessor or read-only');
+  }
+  const previousPrepare = ErrorCtor.prepareStackTrace;
+  let sites: CallSiteLike[] | undefined;
+  try {
+    ErrorCtor.prepareStackTrace = structuredStack;
+    sites = captured.holder.stack as CallSiteLike[];
+  } catch {
+    sites = undefined;
+  } finally {
+    try {
+      ErrorCtor.prepareStackTrace = previousPrepare;
+    } catch {
+      // As above: the result fails closed.
+    }
+  }
+  return interpret(sites);
+}
+
+function readStack(): string[] {
   const holder: { stack?: unknown } = {};
   // An accessor could answer our read-back with our own function and V8 with another; only plain data
   // properties are trusted.
@@ -145,7 +199,7 @@ export function callerPackages(): string[] {
   try {
     ErrorCtor.prepareStackTrace = structuredStack;
     ErrorCtor.stackTraceLimit = STACK_DEPTH;
-    ErrorCaptureStackTrace(holder, callerPackages);
+    ErrorCaptureStackTrace(holder, readStack);
     sites = holder.stack as CallSiteLike[];
   } catch {
     sites = undefined;
@@ -157,6 +211,10 @@ export function callerPackages(): string[] {
       // A non-writable Error property is itself a sign of tampering; the result below already fails closed.
     }
   }
+  return interpret(sites);
+}
+
+function interpret(sites: CallSiteLike[] | undefined): string[] {
   if (!ArrayIsArray(sites)) return stackTampered('the call stack could not be captured');
   const found: string[] = [];
   let sawApp = false;

@@ -11,7 +11,7 @@ import { evaluateNetwork, type NetworkTarget, type PlatformEndpoint } from './po
 import { decideFs, type FsAccess } from './policy/fs.js';
 import { hostForUrl, normalizeHost } from './policy/host.js';
 import { DEFAULT_PORT } from './policy/pattern.js';
-import { DateNow, SafeMap } from './pristine.js';
+import { DateNow, SafeMap, SafeSet, SetAdd, SetHas } from './pristine.js';
 import { redact } from './redact.js';
 import { scopePolicies } from './scope.js';
 import { maybeVerifyIntegrity } from './tamper.js';
@@ -100,6 +100,7 @@ export function reportDenial(mode: Mode, denial: Denial, packages: readonly stri
     reason: denial.reason,
     deniedBy: denial.deniedBy,
   });
+  if (mode === 'alert') reportDrift(denial, culprit);
   if (mode !== 'block') return null;
   const target = redact(denial.target);
   return perimeterError('ERR_PERIMETER_BLOCKED', `Perimeter blocked ${denial.capability} ${target}`, {
@@ -109,6 +110,29 @@ export function reportDenial(mode: Mode, denial: Denial, packages: readonly stri
     file: state?.policy.file,
     key: denial.key,
     hint: `if this is expected, add "${redact(denial.suggestion)}" to ${denial.key}`,
+  });
+}
+
+/**
+ * In alert mode the policy is being learned or watched: the first time a package does something the policy
+ * does not allow, a `drift` event says so once for the life of the process (violations themselves repeat every
+ * dedup window). Bounded: past the limit, violations still tell the story.
+ */
+const driftSeen = new SafeSet<string>();
+const DRIFT_LIMIT = 2000;
+
+function reportDrift(denial: Denial, culprit: string): void {
+  const key = `${denial.capability}\u0000${culprit}\u0000${denial.target}`;
+  if (SetHas(driftSeen, key) || driftSeen.size >= DRIFT_LIMIT) return;
+  SetAdd(driftSeen, key);
+  emit({
+    type: 'drift',
+    capability: denial.capability,
+    action: 'alerted',
+    target: denial.target,
+    package: culprit,
+    reason: 'first-occurrence',
+    detail: `first time ${culprit === APP ? 'the function' : culprit} did this; the policy does not allow it`,
   });
 }
 

@@ -7,7 +7,7 @@
  * Redirect handling follows the Fetch standard: at most 20 hops; 303, and 301/302 after POST, become GET
  * without a body; a stream body cannot be replayed; credentials headers are dropped when the origin changes.
  */
-import { callerPackages } from '../attribution.js';
+import { type CapturedStack, captureCallers, packagesOf } from '../attribution.js';
 import { activePolicy, checkNetwork, wouldAllow } from '../guard.js';
 import type { NetworkTarget } from '../policy/evaluate.js';
 import { normalizeHost } from '../policy/host.js';
@@ -131,49 +131,37 @@ export function patchFetch(onFirstUse: () => void): void {
           if (MapGet(allowedFetches, key) === true) {
             const redirect = init?.redirect ?? 'follow';
             if (redirect !== 'follow') return ReflectApply(original, this, [input, init]);
-            return followRedirects(original, input, init, null, undefined);
+            return followRedirects(original, input, init, null, null);
           }
         }
         const shape = shapeOf(input, init);
         if (shape === null) return ReflectApply(original, this, [input, init]);
-        const packages = callerPackagesIfNeeded();
-        const denied = checkUrl(shape.url, shape.method, packages);
+        // The stack is read lazily inside the decision, only if some package's rules could deny this URL.
+        const denied = checkUrl(shape.url, shape.method, undefined);
         if (denied) return PromiseReject(fetchFailed(denied));
         if (typeof input === 'string') rememberIfAllowedByRule(input, shape);
         if (shape.redirect !== 'follow') return ReflectApply(original, this, [input, init]);
-        return followRedirects(original, input, init, shape, packages);
+        // With package rules, a redirect hop must be judged for whoever called: keep the frames (not yet read).
+        const callers = activePolicy()?.packageNetworkRules ? captureCallers() : null;
+        return followRedirects(original, input, init, shape, callers);
       },
   );
 }
 
-/**
- * Redirect hops happen later, off the caller's stack: when package rules exist, capture who called now so each
- * hop is judged for them. Without package rules nobody's identity changes a decision, so the stack is not read.
- */
-function callerPackagesIfNeeded(): readonly string[] | undefined {
-  return activePolicy()?.packageNetworkRules ? callerPackages() : undefined;
-}
-
-/**
- * The first hop costs one extra object and nothing else: only a redirect response enters the (async) hop loop.
- * `shape` is null on the cached hot path; it is worked out again if a redirect needs it.
- */
-function followRedirects(
+/** `shape` is null on the cached hot path (no package rules there); it is worked out again if a redirect needs it. */
+async function followRedirects(
   original: Function,
   input: unknown,
   init: RequestInit | undefined,
   shape: Shape | null,
-  packages: readonly string[] | undefined,
+  callers: CapturedStack | null,
 ): Promise<Response> {
   const isRequest = typeof Request === 'function' && input instanceof Request;
   // A Request body is consumed by the first hop; keep a copy in case a 307/308 must replay it.
   const replay = isRequest && (input as Request).body !== null ? (input as Request).clone() : null;
-  const first: Promise<Response> = original(input, { ...init, redirect: 'manual' });
-  return first.then((response) =>
-    REDIRECT_STATUSES.has(response.status) && response.headers.has('location')
-      ? followHops(original, input, init, shape ?? shapeOf(input, init)!, packages, replay, response)
-      : response,
-  );
+  const response: Response = await original(input, { ...init, redirect: 'manual' });
+  if (!REDIRECT_STATUSES.has(response.status) || !response.headers.has('location')) return response;
+  return followHops(original, input, init, shape ?? shapeOf(input, init)!, replay, response, callers);
 }
 
 async function followHops(
@@ -181,10 +169,13 @@ async function followHops(
   input: unknown,
   init: RequestInit | undefined,
   shape: Shape,
-  packages: readonly string[] | undefined,
   replay: Request | null,
   firstResponse: Response,
+  callers: CapturedStack | null,
 ): Promise<Response> {
+  // Who asked: read from the frames captured when fetch was called (async frames are not enough: a caller
+  // that uses `.then()` leaves none, and whoever awaits further up would be taken for it).
+  const packages = callers ? packagesOf(callers) : undefined;
   const isRequest = typeof Request === 'function' && input instanceof Request;
   let response = firstResponse;
   let url = shape.url;

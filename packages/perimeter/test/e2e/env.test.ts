@@ -49,10 +49,15 @@ describe('env policy', () => {
       },
     });
     assert.equal(run.stdout.trim(), 'true true');
-    const events = run.events.filter((e) => e.capability === 'env');
+    const events = run.events.filter((e) => e.capability === 'env' && e.type === 'violation');
     assert.equal(events[0]?.action, 'alerted');
     assert.equal(events[0]?.target, 'OTHER_SECRET');
     assert.ok(events.length <= 2, 'repeats are counted, not written one by one');
+    assert.equal(
+      run.events.filter((e) => e.type === 'drift' && e.target === 'OTHER_SECRET').length,
+      1,
+      'new behaviour is announced once',
+    );
     assert.doesNotMatch(JSON.stringify(run.events), /other-secret-value/);
   });
 
