@@ -13,6 +13,7 @@
  * dependency that gets the app's own code to make a call for it, synchronously, is not counted either.
  */
 import { bundledPackageAt } from './bundle-map.js';
+import { type CallSite, siteFileName, siteIsEval, structuredStack } from './callsite.js';
 import { emit } from './events.js';
 import {
   ArrayIncludes,
@@ -24,8 +25,6 @@ import {
   MapSet,
   MapSize,
   ObjectGetOwnPropertyDescriptor,
-  ObjectGetPrototypeOf,
-  ReflectApply,
   SafeMap,
   StringIncludes,
   StringLastIndexOf,
@@ -71,37 +70,8 @@ function computePackageOf(fileName: string): string | null {
   return parts[0] || APP;
 }
 
-interface CallSiteLike {
-  getFileName(): string | null | undefined;
-  isEval(): boolean;
-}
-
-function structuredStack(_: Error, sites: CallSiteLike[]): CallSiteLike[] {
-  return sites;
-}
-
 // V8 only consults the prepareStackTrace of the realm's own Error, whatever the global `Error` is now.
 const ErrorCtor = Error as any;
-
-/**
- * CallSite methods captured from a real call site now: a dependency that obtains call sites through its own
- * prepareStackTrace could otherwise rewrite `getFileName` on their shared prototype and pass as the app.
- */
-const { siteFileName, siteIsEval } = (() => {
-  const holder: { stack?: unknown } = {};
-  const previous = ErrorCtor.prepareStackTrace;
-  ErrorCtor.prepareStackTrace = structuredStack;
-  ErrorCaptureStackTrace(holder);
-  const site = (holder.stack as CallSiteLike[])[0]!;
-  ErrorCtor.prepareStackTrace = previous;
-  const proto = ObjectGetPrototypeOf(site);
-  const getFileName = proto.getFileName as CallSiteLike['getFileName'];
-  const isEval = proto.isEval as CallSiteLike['isEval'];
-  return {
-    siteFileName: (s: CallSiteLike) => ReflectApply(getFileName, s, []) as string | null | undefined,
-    siteIsEval: (s: CallSiteLike) => ReflectApply(isEval, s, []) as boolean,
-  };
-})();
 
 function isWritableData(key: string): boolean {
   const descriptor = ObjectGetOwnPropertyDescriptor(ErrorCtor, key);
@@ -170,10 +140,10 @@ export function packagesOf(captured: CapturedStack): string[] {
     return stackTampered('Error.prepareStackTrace or Error.stackTraceLimit was made an accessor or read-only');
   }
   const previousPrepare = ErrorCtor.prepareStackTrace;
-  let sites: CallSiteLike[] | undefined;
+  let sites: CallSite[] | undefined;
   try {
     ErrorCtor.prepareStackTrace = structuredStack;
-    sites = captured.holder.stack as CallSiteLike[];
+    sites = captured.holder.stack as CallSite[];
   } catch {
     sites = undefined;
   } finally {
@@ -195,12 +165,12 @@ function readStack(): string[] {
   }
   const previousPrepare = ErrorCtor.prepareStackTrace;
   const previousLimit = ErrorCtor.stackTraceLimit;
-  let sites: CallSiteLike[] | undefined;
+  let sites: CallSite[] | undefined;
   try {
     ErrorCtor.prepareStackTrace = structuredStack;
     ErrorCtor.stackTraceLimit = STACK_DEPTH;
     ErrorCaptureStackTrace(holder, readStack);
-    sites = holder.stack as CallSiteLike[];
+    sites = holder.stack as CallSite[];
   } catch {
     sites = undefined;
   } finally {
@@ -214,7 +184,7 @@ function readStack(): string[] {
   return interpret(sites);
 }
 
-function interpret(sites: CallSiteLike[] | undefined): string[] {
+function interpret(sites: CallSite[] | undefined): string[] {
   if (!ArrayIsArray(sites)) return stackTampered('the call stack could not be captured');
   const found: string[] = [];
   let sawApp = false;

@@ -8,17 +8,15 @@
  * function's code is deployed: a dependency that could rewrite it could rewrite the bundle too (and the fs rules
  * deny writes there by default).
  */
+import { type CallSite, siteColumn, siteLine } from './callsite.js';
 import {
   ArrayIsArray,
-  ErrorCaptureStackTrace,
   fileURLToPath,
   fsReadFileSync,
   JSONParse,
   MapGet,
   MapSet,
   MapSize,
-  ObjectGetPrototypeOf,
-  ReflectApply,
   SafeMap,
   StringEndsWith,
   StringStartsWith,
@@ -33,30 +31,6 @@ interface Table {
 }
 
 const tables = new SafeMap<string, Table | null>();
-
-interface CallSiteLike {
-  getLineNumber(): number | null;
-  getColumnNumber(): number | null;
-}
-
-// CallSite methods captured now, before any dependency runs (as attribution.ts does for getFileName).
-const { siteLine, siteColumn } = (() => {
-  const ErrorCtor = Error as any;
-  const holder: { stack?: unknown } = {};
-  const previous = ErrorCtor.prepareStackTrace;
-  ErrorCtor.prepareStackTrace = (_: Error, sites: CallSiteLike[]) => sites;
-  ErrorCaptureStackTrace(holder);
-  // V8 formats the stack when it is first read: read it before putting the previous formatter back.
-  const site = (holder.stack as CallSiteLike[])[0]!;
-  ErrorCtor.prepareStackTrace = previous;
-  const proto = ObjectGetPrototypeOf(site);
-  const getLine = proto.getLineNumber as CallSiteLike['getLineNumber'];
-  const getColumn = proto.getColumnNumber as CallSiteLike['getColumnNumber'];
-  return {
-    siteLine: (s: unknown) => ReflectApply(getLine, s, []) as number | null,
-    siteColumn: (s: unknown) => ReflectApply(getColumn, s, []) as number | null,
-  };
-})();
 
 function tableFor(file: string): Table | null {
   const cached = MapGet(tables, file);
@@ -89,7 +63,7 @@ function isTable(value: any): value is Table {
  * The package a frame in a bundle belongs to (`app` for the function's own code), or undefined when `file` has no
  * table (not a bundle built with perimeter/esbuild).
  */
-export function bundledPackageAt(file: string, site: unknown): string | undefined {
+export function bundledPackageAt(file: string, site: CallSite): string | undefined {
   const table = tableFor(file);
   if (table === null) return undefined;
   const line = siteLine(site);
