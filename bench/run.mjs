@@ -33,6 +33,7 @@ const BENCHMARKS = [
   './env.mjs',
   './process.mjs',
   './adapter.mjs',
+  './inspector.mjs',
 ];
 
 const BENCHMARKS_FILE = path.join(REPO_ROOT, 'BENCHMARKS.md');

@@ -134,8 +134,6 @@ for (const name of ADAPTERS) {
 if (existsSync(join(dist, 'inspector/index.js'))) {
   await build({
     ...common,
-    minifyWhitespace: false,
-    minifyIdentifiers: false,
     entryPoints: [join(dist, 'inspector/index.js')],
     outfile: join(dist, 'inspector.js'),
   });
