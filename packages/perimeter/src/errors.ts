@@ -16,6 +16,8 @@ export const codes = {
   ERR_PERIMETER_ALREADY_GUARDED: 'A guard with a different policy is already installed in this process.',
   ERR_PERIMETER_INTERNAL: 'Perimeter failed internally; the operation was denied (fail closed).',
   ERR_PERIMETER_NOT_GUARDED: 'A call that needs the guard (withPolicy) ran in a process the guard is not running in.',
+  ERR_PERIMETER_INSPECTION: 'The event inspector found an attack in an event, or could not finish inspecting it.',
+  ERR_PERIMETER_VALIDATION: "An event does not match the function's schema.",
 } as const;
 
 export type PerimeterErrorCode = keyof typeof codes;

@@ -12,6 +12,7 @@
  */
 import { flushEvents, type PolicyDocument } from '../index.js';
 import { ensureGuardStarted, flushingCallback, invokeScoped, lookLike, prepareNarrower } from './common.js';
+import { type AdapterInspectOptions, afterScreening, prepareScreen, type SchemaOption } from './inspect.js';
 
 export interface GcfGuardOptions {
   /** The function policy, used only when the guard is not running yet (no preload). */
@@ -20,15 +21,50 @@ export interface GcfGuardOptions {
   policy?: PolicyDocument;
   /** The function name events carry; defaults to the platform's (K_SERVICE, FUNCTION_TARGET). */
   name?: string;
+  /** Inspect each request or CloudEvent for attacks before the function sees it (docs/inspector.md). */
+  inspect?: AdapterInspectOptions;
+  /** Validate the JSON body (HTTP) or the CloudEvent against a Standard Schema or a validator function. */
+  schema?: SchemaOption;
 }
 
 interface RequestLike {
   executionId?: unknown;
   headers?: Record<string, string | string[] | undefined>;
+  method?: string;
+  originalUrl?: string;
+  url?: string;
+  body?: unknown;
+  rawBody?: { toString(encoding: 'utf8'): string };
 }
 
 interface ResponseLike {
   once?(event: 'finish' | 'close', listener: () => void): unknown;
+  status?(code: number): ResponseLike;
+  set?(headers: Record<string, string>): ResponseLike;
+  send?(body: string): unknown;
+}
+
+/**
+ * The Express request as the API Gateway v2 event the inspector reads: the raw query string and raw body, not
+ * their parsed forms (a parser has already turned `a[$ne]=1` into nesting that hides the operator key).
+ */
+function eventOfRequest(req: RequestLike): Record<string, unknown> {
+  const url = new URL(req.originalUrl ?? req.url ?? '/', 'http://function.invalid');
+  const query: Record<string, string> = {};
+  for (const [key, value] of url.searchParams) query[key] = value;
+  let body: string | undefined;
+  if (req.rawBody !== undefined) body = req.rawBody.toString('utf8');
+  else if (typeof req.body === 'string') body = req.body;
+  else if (req.body !== undefined && req.body !== null) body = JSON.stringify(req.body);
+  return {
+    version: '2.0',
+    rawPath: url.pathname,
+    rawQueryString: url.search.slice(1),
+    headers: req.headers ?? {},
+    queryStringParameters: query,
+    body: body === '' ? undefined : body,
+    requestContext: { http: { method: req.method ?? 'GET', path: url.pathname } },
+  };
 }
 
 function executionIdOf(req: RequestLike | undefined): string | undefined {
@@ -49,12 +85,27 @@ export function guardHttp<H extends (req: any, res: any, ...rest: any[]) => any>
   if (typeof fn !== 'function') throw new TypeError('perimeter/gcf guardHttp(fn): fn must be a function');
   ensureGuardStarted(options.functionPolicy);
   const policy = prepareNarrower(options.policy);
+  const screen = prepareScreen(options);
   return lookLike(
     function (this: unknown, ...args: unknown[]) {
       const [req, res] = args as [RequestLike | undefined, ResponseLike | undefined];
       // The function may answer after it returns (a callback, a stream); the response's end is the invocation's.
       res?.once?.('finish', flushEvents);
-      return invokeScoped(options.name, executionIdOf(req), policy, () => Reflect.apply(fn, this, args));
+      const call = () => Reflect.apply(fn, this, args);
+      if (!screen) return invokeScoped(options.name, executionIdOf(req), policy, call);
+      return invokeScoped(options.name, executionIdOf(req), policy, () =>
+        afterScreening(screen(eventOfRequest(req ?? {}), 'apigateway-v2'), (screened) => {
+          if (screened.kind === 'pass') return call();
+          const response =
+            screened.kind === 'respond' && 'statusCode' in screened.response
+              ? screened.response
+              : { statusCode: 400, headers: {}, body: 'request rejected' };
+          res?.status?.(response.statusCode);
+          res?.set?.(response.headers);
+          res?.send?.(response.body);
+          return undefined;
+        }),
+      );
     } as unknown as H,
     fn,
   );
@@ -68,12 +119,28 @@ export function guardCloudEvent<H extends (event: any, ...rest: any[]) => any>(
   if (typeof fn !== 'function') throw new TypeError('perimeter/gcf guardCloudEvent(fn): fn must be a function');
   ensureGuardStarted(options.functionPolicy);
   const policy = prepareNarrower(options.policy);
+  const screen = prepareScreen(options);
   return lookLike(
     function (this: unknown, ...args: unknown[]) {
       const event = args[0] as { id?: unknown } | undefined;
       if (typeof args[1] === 'function') args[1] = flushingCallback(args[1] as (...r: unknown[]) => unknown);
       const id = typeof event?.id === 'string' && event.id !== '' ? event.id : undefined;
-      return invokeScoped(options.name, id, policy, () => Reflect.apply(fn, this, args));
+      const call = () => Reflect.apply(fn, this, args);
+      if (!screen) return invokeScoped(options.name, id, policy, call);
+      const callback = typeof args[1] === 'function' ? (args[1] as (error: unknown) => unknown) : undefined;
+      return invokeScoped(options.name, id, policy, () =>
+        afterScreening(screen(event, 'generic'), (screened) => {
+          if (screened.kind === 'pass') return call();
+          const error =
+            screened.kind === 'fail'
+              ? screened.error
+              : Object.assign(new Error('event rejected'), { code: 'ERR_PERIMETER_INSPECTION' });
+          // The framework reports a rejected promise or a callback error as the function's failure (and retries it
+          // when retries are on).
+          if (callback) return void callback(error);
+          return Promise.reject(error);
+        }),
+      );
     } as unknown as H,
     fn,
   );

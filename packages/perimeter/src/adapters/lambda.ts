@@ -12,6 +12,14 @@
  */
 import type { PolicyDocument } from '../index.js';
 import { ensureGuardStarted, flushingCallback, invokeScoped, lookLike, prepareNarrower } from './common.js';
+import {
+  type AdapterInspectOptions,
+  prepareScreen,
+  type SchemaOption,
+  type Screen,
+  type Screened,
+  screenLambdaStyle,
+} from './inspect.js';
 
 export interface LambdaContextLike {
   functionName?: string;
@@ -21,6 +29,10 @@ export interface LambdaContextLike {
 export interface LambdaGuardOptions {
   /** A narrower policy for every invocation of this handler (see withPolicy): it can only remove permissions. */
   policy?: PolicyDocument;
+  /** Inspect each event for attacks before the handler sees it (see docs/inspector.md, "Using it in a function"). */
+  inspect?: AdapterInspectOptions;
+  /** Validate the JSON body (HTTP triggers) or the event against a Standard Schema or a validator function. */
+  schema?: SchemaOption;
 }
 
 /** What `awslambda.streamifyResponse` marks a handler with; the runtime then passes (event, responseStream, context). */
@@ -53,6 +65,18 @@ function contextOf(args: readonly unknown[], streaming: boolean): LambdaContextL
 export function guard<H extends (...args: any[]) => any>(handler: H, options: LambdaGuardOptions = {}): H {
   if (typeof handler !== 'function') throw new TypeError('perimeter/lambda guard(handler): handler must be a function');
   const policy = prepareNarrower(options.policy);
+  const screen = prepareScreen(options);
+  // A streaming handler answers through its stream, not a result object: a rejected event fails the invocation.
+  const streamingScreen: Screen | undefined =
+    screen &&
+    ((event) => {
+      const toError = (screened: Screened): Screened =>
+        screened.kind === 'respond'
+          ? { kind: 'fail', error: Object.assign(new Error('request rejected'), { code: 'ERR_PERIMETER_INSPECTION' }) }
+          : screened;
+      const screened = screen(event);
+      return 'kind' in screened ? toError(screened) : Promise.resolve(screened).then(toError);
+    });
 
   const guarded = lookLike(
     function (this: unknown, ...args: unknown[]) {
@@ -61,8 +85,12 @@ export function guard<H extends (...args: any[]) => any>(handler: H, options: La
       const context = contextOf(args, streaming);
       if (!streaming && typeof args[2] === 'function')
         args[2] = flushingCallback(args[2] as (...r: unknown[]) => unknown);
+      const call = () => Reflect.apply(handler, this, args);
+      if (!screen) return invokeScoped(context?.functionName, context?.awsRequestId, policy, call);
       return invokeScoped(context?.functionName, context?.awsRequestId, policy, () =>
-        Reflect.apply(handler, this, args),
+        streaming
+          ? screenLambdaStyle(streamingScreen!, args, undefined, call)
+          : screenLambdaStyle(screen, args, typeof args[2] === 'function' ? 2 : undefined, call),
       );
     } as unknown as H,
     handler,

@@ -11,6 +11,13 @@
  */
 import { enterInvocation, flushEvents, type PolicyDocument } from '../index.js';
 import { ensureGuardStarted, prepareNarrower } from './common.js';
+import {
+  type AdapterInspectOptions,
+  afterScreening,
+  prepareScreen,
+  type SchemaOption,
+  withBatchFailures,
+} from './inspect.js';
 
 export interface MiddyRequestLike {
   event: unknown;
@@ -21,7 +28,8 @@ export interface MiddyRequestLike {
 }
 
 export interface MiddyMiddlewareLike {
-  before: (request: MiddyRequestLike) => void;
+  /** Returns the early response (middy's convention) when the event is rejected. */
+  before: (request: MiddyRequestLike) => unknown;
   after: (request: MiddyRequestLike) => void;
   onError: (request: MiddyRequestLike) => void;
 }
@@ -29,6 +37,10 @@ export interface MiddyMiddlewareLike {
 export interface MiddyGuardOptions {
   /** A narrower policy for every invocation (see withPolicy): it can only remove permissions. */
   policy?: PolicyDocument;
+  /** Inspect each event for attacks before the handler sees it (docs/inspector.md). */
+  inspect?: AdapterInspectOptions;
+  /** Validate the JSON body (HTTP triggers) or the event against a Standard Schema or a validator function. */
+  schema?: SchemaOption;
 }
 
 ensureGuardStarted();
@@ -39,6 +51,9 @@ ensureGuardStarted();
  */
 export function perimeter(options: MiddyGuardOptions = {}): MiddyMiddlewareLike {
   const policy = prepareNarrower(options.policy);
+  const screen = prepareScreen(options);
+  // Records removed from a batch, per request, to report in `after` next to the handler's own failures.
+  const removedFrom = new WeakMap<object, string[]>();
   // Per request object, so that a request that never reaches `after` (middy stops on an early response only after
   // running the remaining `after`s) cannot leave another request's invocation open.
   const leaveFor = new WeakMap<object, () => void>();
@@ -55,8 +70,24 @@ export function perimeter(options: MiddyGuardOptions = {}): MiddyMiddlewareLike 
         request,
         enterInvocation({ function: context.functionName, invocation: context.awsRequestId, policy }),
       );
+      if (!screen) return undefined;
+      return afterScreening(screen(request.event), (screened) => {
+        if (screened.kind === 'fail') throw screened.error;
+        if (screened.kind === 'respond') {
+          // An early response skips this middleware's `after`: leave the invocation here.
+          leave(request);
+          return screened.response;
+        }
+        request.event = screened.event;
+        if (screened.failedIds.length > 0) removedFrom.set(request, screened.failedIds);
+        return undefined;
+      });
     },
-    after: leave,
+    after(request) {
+      const removed = removedFrom.get(request);
+      if (removed) request.response = withBatchFailures(request.response, removed);
+      leave(request);
+    },
     onError: leave,
   };
 }
