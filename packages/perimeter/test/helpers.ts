@@ -146,3 +146,13 @@ export async function startRecordingServer(
       }),
   };
 }
+
+/** The `RESULT <name> <outcome>` lines a fixture printed (outcome `ok` or an error code), by name. */
+export function fixtureResults(run: GuardedRun): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of run.stdout.split('\n')) {
+    const m = /^RESULT (\S+) (.*)$/.exec(line);
+    if (m) out[m[1]!] = m[2]!;
+  }
+  return out;
+}

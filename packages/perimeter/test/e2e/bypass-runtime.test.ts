@@ -9,19 +9,9 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type GuardedRun, runGuarded, startRecordingServer, tempDir } from '../helpers.js';
+import { fixtureResults, runGuarded, startRecordingServer, tempDir } from '../helpers.js';
 
 type Server = Awaited<ReturnType<typeof startRecordingServer>>;
-
-/** Lines `RESULT name ok|<code>` printed by the fixtures. */
-function results(run: GuardedRun): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of run.stdout.split('\n')) {
-    const m = /^RESULT (\S+) (.*)$/.exec(line);
-    if (m) out[m[1]!] = m[2]!;
-  }
-  return out;
-}
 
 const REPORT = `
 function report(name, fn) {
@@ -79,10 +69,10 @@ const port = Number(process.argv[2]);
     };
     // Baseline: without the guard the raw connect reaches the server.
     const baseline = await runGuarded({ preload: 'none', script: 'main.js', files, args: [String(server.port)] });
-    assert.equal(results(baseline)['raw-tcp'], 'ok', baseline.stdout + baseline.stderr);
+    assert.equal(fixtureResults(baseline)['raw-tcp'], 'ok', baseline.stdout + baseline.stderr);
     const before = server.requests.length;
     const run = await runGuarded({ policy: basePolicy(), script: 'main.js', files, args: [String(server.port)] });
-    const r = results(run);
+    const r = fixtureResults(run);
     assert.equal(r.allowed, 'ok', run.stdout + run.stderr);
     assert.equal(r['raw-tcp'], 'ERR_PERIMETER_BLOCKED');
     assert.deepEqual(
@@ -113,13 +103,13 @@ module.exports = (marker) => report('spawn-sync', () => {
 })();`,
     };
     const baseline = await runGuarded({ preload: 'none', script: 'main.js', files, args: [marker], dir });
-    assert.equal(results(baseline)['spawn-sync'], 'ok', baseline.stdout + baseline.stderr);
+    assert.equal(fixtureResults(baseline)['spawn-sync'], 'ok', baseline.stdout + baseline.stderr);
     assert.ok(existsSync(marker), 'baseline: the raw spawn ran');
     const dir2 = tempDir();
     const marker2 = join(dir2, 'pwned');
     const run = await runGuarded({ policy: basePolicy(), script: 'main.js', files, args: [marker2], dir: dir2 });
-    assert.equal(results(run).allowed, 'ok');
-    assert.equal(results(run)['spawn-sync'], 'ERR_PERIMETER_BLOCKED');
+    assert.equal(fixtureResults(run).allowed, 'ok');
+    assert.equal(fixtureResults(run)['spawn-sync'], 'ERR_PERIMETER_BLOCKED');
     assert.equal(existsSync(marker2), false);
   });
 
@@ -141,7 +131,7 @@ module.exports = () => report('raw-fs', () => {
 })();`,
       },
     });
-    const r = results(run);
+    const r = fixtureResults(run);
     assert.equal(r.allowed, 'ok', run.stdout + run.stderr);
     assert.equal(r['raw-fs'], 'ERR_PERIMETER_BLOCKED');
     assert.equal(r.linked, 'ERR_PERIMETER_BLOCKED');
@@ -164,7 +154,7 @@ module.exports = () => report('toctou', () => {
       },
     });
     // Converted once: the guard judged 'os' and Node loaded 'os', so no TCP constructor came back.
-    assert.match(results(run).toctou ?? '', /^got /, run.stdout + run.stderr);
+    assert.match(fixtureResults(run).toctou ?? '', /^got /, run.stdout + run.stderr);
   });
 
   test('bypass: vm context escape to reach pristine modules', async () => {
@@ -197,7 +187,7 @@ module.exports = async (url) => {
 })();`,
       },
     });
-    const r = results(run);
+    const r = fixtureResults(run);
     assert.equal(r.allowed, 'ok', run.stdout + run.stderr);
     assert.equal(r['same-process'], 'ok');
     assert.equal(r['vm-binding'], 'ERR_PERIMETER_BLOCKED');
@@ -239,7 +229,7 @@ const { Worker } = require('node:worker_threads');
       },
       args: [marker],
     });
-    const r = results(run);
+    const r = fixtureResults(run);
     assert.equal(r['allowed-worker'], 'ok', run.stdout + run.stderr);
     assert.equal(r['expose-internals'], 'ERR_PERIMETER_BLOCKED');
     assert.equal(existsSync(marker), false);
@@ -318,7 +308,7 @@ const wt = require('node:worker_threads');
 })();`,
       },
     });
-    const r = results(run);
+    const r = fixtureResults(run);
     assert.equal(r.allowed, 'ok', run.stdout + run.stderr);
     assert.equal(r['set-env-data'], 'ERR_PERIMETER_BLOCKED');
   });
@@ -377,9 +367,9 @@ module.exports = () => report('inspector', () => {
     };
     // Baseline: without the guard the session hands out lib/fs.js's raw binding.
     const baseline = await runGuarded({ preload: 'none', script: 'main.js', files });
-    assert.equal(results(baseline).inspector, 'ok', baseline.stdout + baseline.stderr);
+    assert.equal(fixtureResults(baseline).inspector, 'ok', baseline.stdout + baseline.stderr);
     const run = await runGuarded({ policy: basePolicy(), script: 'main.js', files });
-    const r = results(run);
+    const r = fixtureResults(run);
     assert.equal(r.allowed, 'ok', run.stdout + run.stderr);
     assert.equal(r.inspector, 'ERR_PERIMETER_BLOCKED');
     const event = run.events.find((e) => e.target === 'inspector.Session.connect');
@@ -408,7 +398,7 @@ module.exports = async () => {
 })();`,
       },
     });
-    const r = results(run);
+    const r = fixtureResults(run);
     // The allowed file reached dlopen (which then failed on the bogus ELF): the guard let it through.
     assert.equal(r['allowed-path'], 'ERR_DLOPEN_FAILED', run.stdout + run.stderr);
     assert.equal(r['require-node'], 'ERR_PERIMETER_BLOCKED');

@@ -11,18 +11,9 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type GuardedRun, PACKAGE_ROOT, runGuarded, startRecordingServer, tempDir } from '../helpers.js';
+import { fixtureResults, PACKAGE_ROOT, runGuarded, startRecordingServer, tempDir } from '../helpers.js';
 
 type Server = Awaited<ReturnType<typeof startRecordingServer>>;
-
-function results(run: GuardedRun): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of run.stdout.split('\n')) {
-    const m = /^RESULT (\S+) (.*)$/.exec(line);
-    if (m) out[m[1]!] = m[2]!;
-  }
-  return out;
-}
 
 /**
  * The fixture's helpers are captured before the hostile package runs, so that its prototype tampering cannot
@@ -100,7 +91,7 @@ async function attack(source: string, extra: Record<string, unknown> = {}, files
 })();`,
     },
   });
-  const r = results(run);
+  const r = fixtureResults(run);
   assert.equal(r.allowed, 'ok', run.stdout + run.stderr);
   return { run, r, leaked: () => deniedPaths(since) };
 }
