@@ -11,8 +11,11 @@ import type { Trigger } from './types.js';
 export interface Sink {
   /** A string the attacker controls. `jsonLayers` counts JSON documents found inside strings on the way here. */
   value(path: string, text: string, depth: number, jsonLayers: number): void;
-  /** An object key (parsed JSON, DynamoDB map) under `parentKey`. */
-  key(path: string, key: string, parentKey: string | undefined): void;
+  /**
+   * An object key (parsed JSON, DynamoDB map) under `parentPath`, which ends in the parent's key (lastSegment() of
+   * it is that key): the cut is left to the sink, which needs it only for rare keys.
+   */
+  key(path: string, key: string, parentPath: string | undefined): void;
   /** A query-string or form key, whose bracket/dot path a body parser turns into nesting. */
   queryKey(path: string, key: string): void;
   oversize(path: string, reason: string): void;
@@ -42,6 +45,11 @@ export function recognizeTrigger(event: unknown): Trigger {
     if (source === 'aws:kinesis' || isObject(first.kinesis)) return 'kinesis';
   }
   if ('detail-type' in event && 'detail' in event && 'source' in event) return 'eventbridge';
+  if (typeof event.specversion === 'string' && 'type' in event && 'source' in event) return 'cloudevent';
+  if (typeof event.method === 'string' && typeof event.url === 'string') {
+    if (isFetchHeaders(event.headers)) return 'fetch-request';
+    if (isObject(event.headers)) return 'gcf-http';
+  }
   const context = event.requestContext;
   if (isObject(context)) {
     if (isObject(context.elb)) return 'alb';
@@ -55,25 +63,55 @@ export function recognizeTrigger(event: unknown): Trigger {
   return 'generic';
 }
 
+interface FetchHeaders {
+  forEach(callback: (value: string, name: string) => void): void;
+}
+
+function isFetchHeaders(headers: unknown): headers is FetchHeaders {
+  return (
+    typeof headers === 'object' &&
+    headers !== null &&
+    typeof (headers as FetchHeaders).forEach === 'function' &&
+    typeof (headers as { get?: unknown }).get === 'function'
+  );
+}
+
 function join(path: string, key: string): string {
   return path === '' ? key : `${path}.${key}`;
 }
 
-/** Every string and key under `value`, depth-bounded. */
-export function walk(sink: Sink, path: string, value: unknown, depth: number, jsonLayers: number): void {
+/** What follows the last `.`: the key a dotted path ends in. */
+export function lastSegment(text: string): string {
+  const dot = text.lastIndexOf('.');
+  return dot === -1 ? text : text.slice(dot + 1);
+}
+
+/**
+ * Every string and key under `value`, depth-bounded. `segment` ends like `path` and its last segment is the same
+ * (the parent's key, with `[i]` for array items); it is passed down rather than the path searched, because paths
+ * are built by concatenation and searching one flattens it.
+ */
+export function walk(
+  sink: Sink,
+  path: string,
+  value: unknown,
+  depth: number,
+  jsonLayers: number,
+  segment: string = path,
+): void {
   if (depth > sink.maxDepth) {
     sink.oversize(path, `nesting deeper than ${sink.maxDepth}`);
     return;
   }
   if (typeof value === 'string') sink.value(path, value, depth, jsonLayers);
   else if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) walk(sink, `${path}[${i}]`, value[i], depth + 1, jsonLayers);
+    for (let i = 0; i < value.length; i++)
+      walk(sink, `${path}[${i}]`, value[i], depth + 1, jsonLayers, `${segment}[${i}]`);
   } else if (isObject(value)) {
-    const parentKey = path.slice(path.lastIndexOf('.') + 1);
     for (const key of Object.keys(value)) {
       const child = join(path, key);
-      sink.key(child, key, parentKey);
-      walk(sink, child, value[key], depth + 1, jsonLayers);
+      sink.key(child, key, segment);
+      walk(sink, child, value[key], depth + 1, jsonLayers, key);
     }
   }
 }
@@ -96,6 +134,26 @@ function query(sink: Sink, path: string, map: unknown): void {
   strings(sink, path, map);
 }
 
+function urlPath(url: string): string {
+  const scheme = url.indexOf('://');
+  if (scheme === -1) return url;
+  const slash = url.indexOf('/', scheme + 3);
+  if (slash === -1) return '';
+  const query = url.indexOf('?', slash);
+  return query === -1 ? url.slice(slash) : url.slice(slash, query);
+}
+
+/** A raw query string, split as a server would: keys and values, percent-decoded by URLSearchParams. */
+function rawQuery(sink: Sink, path: string, text: string): void {
+  if (text === '') return;
+  let i = 0;
+  for (const [key, value] of new URLSearchParams(text)) {
+    sink.queryKey(`${path}.${key}`, key);
+    sink.value(`${path}.${key}`, value, 1, 0);
+    if (++i > 10_000) break;
+  }
+}
+
 function headerValue(headers: unknown, name: string): string {
   if (!isObject(headers)) return '';
   for (const key of Object.keys(headers))
@@ -106,6 +164,11 @@ function headerValue(headers: unknown, name: string): string {
 function http(sink: Sink, event: Dict): void {
   if (typeof event.path === 'string') sink.value('path', event.path, 0, 0);
   if (typeof event.rawPath === 'string') sink.value('rawPath', event.rawPath, 0, 0);
+  // Netlify Functions v1 add the whole URL and the raw query string to the API Gateway v1 shape.
+  // Only rawUrl's path: its host is the site's own (`http://localhost:8888` under `netlify dev`), not input, and the
+  // query is rawQuery.
+  if (typeof event.rawUrl === 'string') sink.value('rawUrl', urlPath(event.rawUrl), 0, 0);
+  if (typeof event.rawQuery === 'string') rawQuery(sink, 'rawQuery', event.rawQuery);
   strings(sink, 'headers', event.headers);
   strings(sink, 'multiValueHeaders', event.multiValueHeaders);
   if (Array.isArray(event.cookies))
@@ -124,7 +187,11 @@ function http(sink: Sink, event: Dict): void {
       return;
     }
   }
-  const type = headerValue(event.headers, 'content-type').toLowerCase();
+  textBody(sink, body, headerValue(event.headers, 'content-type'));
+}
+
+function textBody(sink: Sink, body: string, contentType: string): void {
+  const type = contentType.toLowerCase();
   if (type.startsWith('application/x-www-form-urlencoded')) {
     const form = new URLSearchParams(body);
     let i = 0;
@@ -163,7 +230,68 @@ function unmarshalImage(image: Dict, depth = 0): Dict {
   return out;
 }
 
-export function extract(sink: Sink, event: unknown, trigger: Trigger): void {
+/** A Fetch Request: its URL and headers; its body only as read by the caller, since reading it is asynchronous. */
+function fetchRequest(sink: Sink, event: Dict, body: string | undefined): void {
+  const url = new URL(event.url as string, 'http://localhost');
+  sink.value('path', url.pathname, 0, 0);
+  rawQuery(sink, 'query', url.search.slice(1));
+  if (isFetchHeaders(event.headers)) {
+    const headers = event.headers;
+    let contentType = '';
+    headers.forEach((value, name) => {
+      if (name === 'content-type') contentType = value;
+      sink.value(`headers.${name}`, value, 1, 0);
+    });
+    if (typeof body === 'string' && body !== '') textBody(sink, body, contentType);
+  }
+}
+
+/** An Express-style request as Google Cloud Functions pass it: the body is already parsed by content type. */
+function expressRequest(sink: Sink, event: Dict): void {
+  const raw = typeof event.originalUrl === 'string' ? event.originalUrl : (event.url as string);
+  const url = new URL(raw, 'http://localhost');
+  sink.value('path', url.pathname, 0, 0);
+  // req.query is parsed with `qs`, which nests bracketed keys: the raw query string carries the keys as sent.
+  rawQuery(sink, 'query', url.search.slice(1));
+  if (isObject(event.query) && url.search === '') walk(sink, 'query', event.query, 1, 0);
+  strings(sink, 'headers', event.headers);
+  const body = event.body;
+  if (typeof body === 'string') {
+    if (body !== '') textBody(sink, body, headerValue(event.headers, 'content-type'));
+  } else if (body instanceof Uint8Array) {
+    // A Buffer: no body parser matched the content type.
+    if (body.length > 0) textBody(sink, new TextDecoder().decode(body), headerValue(event.headers, 'content-type'));
+  } else if (isObject(body) || Array.isArray(body)) walk(sink, 'body', body, 1, 0);
+}
+
+/** A CloudEvent: `data` (JSON or text) or `data_base64`; Pub/Sub messages carry their payload base64 inside. */
+function cloudEvent(sink: Sink, event: Dict): void {
+  if (typeof event.subject === 'string') sink.value('subject', event.subject, 0, 0);
+  if (typeof event.data_base64 === 'string') {
+    const text = decodeBase64Text(event.data_base64);
+    if (text === null) sink.oversize('data_base64', 'not base64');
+    else sink.value('data_base64', text, 0, 0);
+  }
+  const data = event.data;
+  if (typeof data === 'string') {
+    sink.value('data', data, 0, 0);
+    return;
+  }
+  if (!isObject(data)) {
+    if (Array.isArray(data)) walk(sink, 'data', data, 1, 0);
+    return;
+  }
+  const message = data.message;
+  if (isObject(message) && typeof message.data === 'string') {
+    const text = decodeBase64Text(message.data);
+    if (text === null) sink.oversize('data.message.data', 'not base64');
+    walk(sink, 'data', { ...data, message: { ...message, data: text ?? '' } }, 1, 0);
+    return;
+  }
+  walk(sink, 'data', data, 1, 0);
+}
+
+export function extract(sink: Sink, event: unknown, trigger: Trigger, body?: string): void {
   if (!isObject(event)) {
     walk(sink, '', event, 0, 0);
     return;
@@ -177,6 +305,15 @@ export function extract(sink: Sink, event: unknown, trigger: Trigger): void {
       return;
     case 'eventbridge':
       walk(sink, 'detail', event.detail, 1, 0);
+      return;
+    case 'fetch-request':
+      fetchRequest(sink, event, body);
+      return;
+    case 'gcf-http':
+      expressRequest(sink, event);
+      return;
+    case 'cloudevent':
+      cloudEvent(sink, event);
       return;
     case 'generic':
       walk(sink, '', event, 0, 0);

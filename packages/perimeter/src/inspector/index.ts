@@ -15,7 +15,7 @@ import { detectSsrf } from './detectors/ssrf.js';
 import { detectTemplate } from './detectors/template.js';
 import { detectTraversal } from './detectors/traversal.js';
 import { detectXss } from './detectors/xss.js';
-import { extract, recognizeTrigger, type Sink, walk } from './extract.js';
+import { extract, lastSegment, recognizeTrigger, type Sink, walk } from './extract.js';
 import type { Attack, AttackClass, Confidence, Hit, InspectionResult, InspectOptions, Trigger } from './types.js';
 
 export { recognizeTrigger } from './extract.js';
@@ -28,14 +28,50 @@ export const DEFAULT_MAX_FIELDS = 10_000;
 /** JSON documents nested inside strings inside JSON…: each one is a decoding layer. */
 const MAX_JSON_LAYERS = 3;
 
-const TEXT_DETECTORS: Array<[AttackClass, (value: string) => Hit | null]> = [
-  ['sqli', detectSql],
-  ['cmdi', detectCommand],
-  ['traversal', detectTraversal],
-  ['ssrf', detectSsrf],
-  ['xss', detectXss],
-  ['template', detectTemplate],
-  ['prototype-pollution', detectPollutionValue],
+/**
+ * Character prefilter: each detector returns null, by its own first check, on a string without one of its
+ * characters, so one pass over the string tells which detectors can be skipped. SQL and property paths can be
+ * spelled in letters alone and always run.
+ */
+const ALWAYS = 0;
+const COMMAND = 1; // ; | & newline ` $
+const PATH = 2; // / \ .
+const SLASH = 4; // /
+const BRACE_OR_ANGLE = 8; // { <
+const ANGLE_OR_COLON = 16; // < :
+
+const CHARACTER_CLASSES = new Uint8Array(128);
+for (const c of ';|&\n`$') CHARACTER_CLASSES[c.charCodeAt(0)]! |= COMMAND;
+for (const c of '/\\.') CHARACTER_CLASSES[c.charCodeAt(0)]! |= PATH;
+CHARACTER_CLASSES['/'.charCodeAt(0)]! |= SLASH;
+for (const c of '{<') CHARACTER_CLASSES[c.charCodeAt(0)]! |= BRACE_OR_ANGLE;
+for (const c of '<:') CHARACTER_CLASSES[c.charCodeAt(0)]! |= ANGLE_OR_COLON;
+/** A character that starts a decoding layer (decodedVariants): percent-encoding, an entity, an escape. */
+const ENCODED = 32; // % & \
+for (const c of '%&\\') CHARACTER_CLASSES[c.charCodeAt(0)]! |= ENCODED;
+const ALL_CLASSES = COMMAND | PATH | SLASH | BRACE_OR_ANGLE | ANGLE_OR_COLON | ENCODED;
+
+/** The prefilter classes whose characters occur in `value`. */
+function characterClasses(value: string): number {
+  let classes = 0;
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code < 128) {
+      classes |= CHARACTER_CLASSES[code]!;
+      if (classes === ALL_CLASSES) break;
+    }
+  }
+  return classes;
+}
+
+const TEXT_DETECTORS: Array<[AttackClass, (value: string) => Hit | null, number]> = [
+  ['sqli', detectSql, ALWAYS],
+  ['cmdi', detectCommand, COMMAND],
+  ['traversal', detectTraversal, PATH],
+  ['ssrf', detectSsrf, SLASH],
+  ['xss', detectXss, ANGLE_OR_COLON],
+  ['template', detectTemplate, BRACE_OR_ANGLE],
+  ['prototype-pollution', detectPollutionValue, ALWAYS],
 ];
 
 const RANK: Record<Confidence, number> = { low: 0, medium: 1, high: 2 };
@@ -87,10 +123,22 @@ class Inspection implements Sink {
         return;
       }
     }
+    const textClasses = characterClasses(text);
+    if ((textClasses & ENCODED) === 0) {
+      // Nothing to decode (decodedVariants would return the text alone): the common case, without its arrays.
+      for (const [attackClass, detect, needs] of TEXT_DETECTORS) {
+        if (needs !== ALWAYS && (textClasses & needs) === 0) continue;
+        const found = detect(text);
+        if (found) this.report(attackClass, path, found);
+      }
+      return;
+    }
     const variants = decodedVariants(text);
-    for (const [attackClass, detect] of TEXT_DETECTORS) {
-      for (const variant of variants) {
-        const found = detect(variant);
+    const classes = variants.map((variant, v) => (v === 0 ? textClasses : characterClasses(variant)));
+    for (const [attackClass, detect, needs] of TEXT_DETECTORS) {
+      for (let v = 0; v < variants.length; v++) {
+        if (needs !== ALWAYS && (classes[v]! & needs) === 0) continue;
+        const found = detect(variants[v]!);
         if (found) {
           this.report(attackClass, path, found);
           break;
@@ -108,10 +156,12 @@ class Inspection implements Sink {
     }
   }
 
-  key(path: string, key: string, parentKey: string | undefined): void {
+  key(path: string, key: string, parentPath: string | undefined): void {
     const operator = detectMongoOperator(key);
     if (operator) this.report('nosqli', path, operator);
-    if (key === '__proto__' || (key === 'prototype' && parentKey === 'constructor'))
+    if (key !== '__proto__' && key !== 'prototype') return;
+    const parentKey = parentPath === undefined ? '' : lastSegment(parentPath);
+    if (key === '__proto__' || parentKey === 'constructor')
       this.report('prototype-pollution', path, {
         fragment: parentKey ? `${parentKey}.${key}` : key,
         confidence: 'high',
@@ -164,7 +214,7 @@ export function inspectEvent(event: unknown, options: InspectOptions = {}): Insp
   let failure: string | undefined;
   try {
     trigger = options.trigger ?? recognizeTrigger(event);
-    extract(inspection, event, trigger);
+    extract(inspection, event, trigger, options.body);
   } catch (error) {
     // Fail closed, visibly: an event the inspector could not finish is reported (and decide() blocks it), never
     // silently passed.

@@ -23,6 +23,12 @@ export type Trigger =
   | 'eventbridge'
   | 'dynamodb'
   | 'kinesis'
+  /** A Fetch `Request` (Netlify Functions v2, any Fetch-API runtime): URL, headers, and the body given as `body`. */
+  | 'fetch-request'
+  /** An Express-style request (Google Cloud Functions HTTP): url, query, headers and the already parsed body. */
+  | 'gcf-http'
+  /** A CloudEvent (Cloud Functions 2nd gen event triggers, Eventarc): `data` or `data_base64`, `subject`. */
+  | 'cloudevent'
   | 'generic';
 
 /**
@@ -58,6 +64,11 @@ export interface InspectOptions {
   maxDepth?: number;
   /** At most this many fields are scanned per event; the rest is reported as `oversize`. Default 10000. */
   maxFields?: number;
+  /**
+   * The body of a `fetch-request` event, read by the caller beforehand (`await request.clone().text()`): reading a
+   * Request's body is asynchronous and inspectEvent() is not.
+   */
+  body?: string;
 }
 
 /** A detector's verdict on one decoded string. */

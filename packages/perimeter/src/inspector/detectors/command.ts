@@ -171,11 +171,12 @@ export function detectCommand(value: string): Hit | null {
   if (ifs !== -1) return { fragment: value.slice(Math.max(0, ifs - 20), ifs + 60), confidence: 'high' };
   let low: Hit | null = null;
   for (let i = 0; i < value.length; i++) {
-    const c = value[i];
+    // Character codes, not one-character strings: this loop runs over every value with a metacharacter.
+    const c = value.charCodeAt(i);
     let after = -1;
-    if (c === ';' || c === '\n' || c === '`') after = i + 1;
-    else if (c === '|' || c === '&') after = value[i + 1] === c ? i + 2 : i + 1;
-    else if (c === '$' && value[i + 1] === '(') after = i + 2;
+    if (c === 59 /* ; */ || c === 10 /* \n */ || c === 96 /* ` */) after = i + 1;
+    else if (c === 124 /* | */ || c === 38 /* & */) after = value.charCodeAt(i + 1) === c ? i + 2 : i + 1;
+    else if (c === 36 /* $ */ && value.charCodeAt(i + 1) === 40 /* ( */) after = i + 2;
     if (after === -1) continue;
     const command = commandAt(value, after);
     if (command === null) continue;

@@ -58,7 +58,16 @@ export function detectTraversal(value: string): Hit | null {
   return (value.includes('..') ? climbingToken(value) : null) ?? sensitivePath(value, normalized);
 }
 
+/** The character after the leading `/` of each sensitive path: a `/` followed by anything else starts none. */
+const SENSITIVE_SECOND = new Set(SENSITIVE.map((path) => path[1]));
+
 function sensitivePath(value: string, normalized: string): Hit | null {
+  // One pass over the slashes first: most paths and URLs name no sensitive file, and then the searches below,
+  // one per entry, are skipped.
+  let candidate = false;
+  for (let at = normalized.indexOf('/'); at !== -1 && !candidate; at = normalized.indexOf('/', at + 1))
+    candidate = SENSITIVE_SECOND.has(normalized[at + 1]);
+  if (!candidate) return null;
   for (const path of SENSITIVE) {
     const at = normalized.indexOf(path);
     if (at !== -1) return { fragment: value.slice(Math.max(0, at - 40), at + path.length + 20), confidence: 'medium' };
