@@ -3,7 +3,7 @@
  * and report; `checkNetwork` asks policy/evaluate.ts and turns the verdict into an event and, in block mode,
  * an error for the interceptor to fail with.
  */
-import { APP, callerPackages } from './attribution.js';
+import { APP, callerPackages, UNKNOWN } from './attribution.js';
 import { isPerimeterError, type PerimeterError, perimeterError } from './errors.js';
 import { emit } from './events.js';
 import type { CompiledPolicy, Mode } from './policy/compile.js';
@@ -152,6 +152,20 @@ export function failClosed(capability: Capability, cause: unknown): PerimeterErr
     capability,
     cause,
   });
+}
+
+/**
+ * Whether a rule of the function's policy allows the target whoever calls: no platform allowance (that one
+ * depends on the caller), no package rule that could deny it. Such an answer may be remembered.
+ */
+export function allowedForAnyCaller(target: NetworkTarget): boolean {
+  const current = state;
+  if (current === null || current.policy.network.mode === 'allow') return false;
+  try {
+    return evaluateNetwork(current.policy, target, current.platform, () => [UNKNOWN]).allowed;
+  } catch {
+    return false;
+  }
 }
 
 /** Whether the policy would allow a target, without reporting anything (for cross-checks such as resolver answers). */

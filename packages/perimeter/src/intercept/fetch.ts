@@ -8,7 +8,7 @@
  * without a body; a stream body cannot be replayed; credentials headers are dropped when the origin changes.
  */
 import { type CapturedStack, captureCallers, packagesOf } from '../attribution.js';
-import { activePolicy, checkNetwork, wouldAllow } from '../guard.js';
+import { activePolicy, allowedForAnyCaller, checkNetwork } from '../guard.js';
 import type { NetworkTarget } from '../policy/evaluate.js';
 import { normalizeHost } from '../policy/host.js';
 import { DEFAULT_PORT } from '../policy/pattern.js';
@@ -60,7 +60,10 @@ function fetchFailed(cause: Error & { code?: string }): TypeError {
 }
 
 function checkUrl(url: URL, method: string, packages: readonly string[] | undefined): Error | null {
-  const judged = urlTarget(url, method);
+  return checkJudged(urlTarget(url, method), packages);
+}
+
+function checkJudged(judged: ReturnType<typeof urlTarget>, packages: readonly string[] | undefined): Error | null {
   // data:, blob: and file: never leave the process (undici rejects file:), so only http(s) is judged.
   if (judged === null) return null;
   return checkNetwork(judged.target, judged.query, packages);
@@ -93,9 +96,9 @@ function shapeOf(input: unknown, init: RequestInit | undefined): Shape | null {
 }
 
 /**
- * `METHOD url` strings that a rule allows. Only used while the answer cannot depend on anything else: no
- * package rules (the caller would matter), no `withPolicy` scope, and never for a target that was only
- * alerted. Bounded; the policy never changes under a running guard, so entries never go stale.
+ * `METHOD url` strings that a rule allows for any caller. Only used while the answer cannot depend on anything
+ * else: no package rules, no `withPolicy` scope, never for a target that was only alerted, and never for the
+ * platform's endpoints (their allowance depends on who calls). Bounded; the policy never changes under a running guard, so entries never go stale.
  */
 const allowedFetches = new SafeMap<string, true>();
 const ALLOWED_FETCHES_LIMIT = 512;
@@ -105,12 +108,10 @@ function decisionsAreCacheable(): boolean {
   return policy !== null && !policy.packageNetworkRules && scopePolicies() === undefined;
 }
 
-function rememberIfAllowedByRule(input: string, shape: Shape): void {
-  if (!decisionsAreCacheable()) return;
-  const judged = urlTarget(shape.url, shape.method);
-  if (judged === null || !wouldAllow(judged.target)) return;
+function rememberIfAllowedByRule(input: string, method: string, judged: ReturnType<typeof urlTarget>): void {
+  if (judged === null || !decisionsAreCacheable() || !allowedForAnyCaller(judged.target)) return;
   if (MapSize(allowedFetches) >= ALLOWED_FETCHES_LIMIT) MapClear(allowedFetches);
-  MapSet(allowedFetches, `${shape.method} ${input}`, true);
+  MapSet(allowedFetches, `${method} ${input}`, true);
 }
 
 let fetchPatched = false;
@@ -137,9 +138,10 @@ export function patchFetch(onFirstUse: () => void): void {
         const shape = shapeOf(input, init);
         if (shape === null) return ReflectApply(original, this, [input, init]);
         // The stack is read lazily inside the decision, only if some package's rules could deny this URL.
-        const denied = checkUrl(shape.url, shape.method, undefined);
+        const judged = urlTarget(shape.url, shape.method);
+        const denied = checkJudged(judged, undefined);
         if (denied) return PromiseReject(fetchFailed(denied));
-        if (typeof input === 'string') rememberIfAllowedByRule(input, shape);
+        if (typeof input === 'string') rememberIfAllowedByRule(input, shape.method, judged);
         if (shape.redirect !== 'follow') return ReflectApply(original, this, [input, init]);
         // With package rules, a redirect hop must be judged for whoever called: keep the frames (not yet read).
         const callers = activePolicy()?.packageNetworkRules ? captureCallers() : null;

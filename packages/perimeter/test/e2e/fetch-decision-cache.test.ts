@@ -40,3 +40,35 @@ test('a remembered fetch decision does not outlive a narrowing scope or bypass p
     await server.close();
   }
 });
+
+// The platform's endpoints (the Lambda Runtime API) are allowed for the runtime and the app only. A remembered
+// decision must not carry that allowance over to a dependency fetching the very same URL string, over a
+// keep-alive socket the socket layer never sees again.
+test('a remembered fetch decision never carries the platform allowance over to a dependency', async () => {
+  const runtimeApi = await startRecordingServer();
+  try {
+    const next = `${runtimeApi.url}/2018-06-01/runtime/invocation/next`;
+    const run = await runGuarded({
+      policy: { mode: 'block' },
+      env: { AWS_LAMBDA_RUNTIME_API: runtimeApi.url.replace('http://', '') },
+      script: 'main.mjs',
+      files: {
+        'node_modules/dep/package.json': '{"name":"dep"}',
+        'node_modules/dep/index.js': 'module.exports = (u) => fetch(u).then((r) => r.status, (e) => e.code);',
+        'main.mjs': `
+          import { createRequire } from 'node:module';
+          const url = process.argv[2];
+          console.log('app', (await fetch(url)).status);
+          console.log('app again', (await fetch(url)).status);
+          console.log('dep', await createRequire(import.meta.url)('dep')(url));
+        `,
+      },
+      args: [next],
+    });
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(run.stdout.trim().split('\n'), ['app 200', 'app again 200', 'dep ERR_PERIMETER_BLOCKED']);
+    assert.equal(runtimeApi.requests.length, 2, 'the dependency never reached the Runtime API');
+  } finally {
+    await runtimeApi.close();
+  }
+});
