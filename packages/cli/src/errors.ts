@@ -12,6 +12,17 @@ export const cliCodes = {
   ERR_PERIMETER_EVENTS_INVALID: 'A line is JSON but not a Perimeter event (a required field is missing or mistyped).',
   ERR_PERIMETER_EVENTS_EMPTY: 'No usable events were found.',
   ERR_PERIMETER_LEARN_INPUT: 'learn was given nothing to learn from, or an input it cannot read.',
+  ERR_PERIMETER_STORE_OPEN: 'The event store file could not be opened or created.',
+  ERR_PERIMETER_STORE_CORRUPT: 'The event store file is not an SQLite database, or it is damaged.',
+  ERR_PERIMETER_STORE_LOCKED: 'The event store file is locked by another process.',
+  ERR_PERIMETER_DEV_CONFIG: 'perimeter.config.* is invalid.',
+  ERR_PERIMETER_DEV_NO_FUNCTIONS: 'No functions were found to run.',
+  ERR_PERIMETER_DEV_PORT_IN_USE: 'The gateway port is already in use.',
+  ERR_PERIMETER_DEV_HANDLER: 'A function handler file is missing, does not load, or exports no handler.',
+  ERR_PERIMETER_DEV_UNKNOWN_FUNCTION: 'No function has this name.',
+  ERR_PERIMETER_DEV_NOT_RUNNING: 'No `perimeter dev` answers at this address.',
+  ERR_PERIMETER_DEV_EVENT: 'An event file for `perimeter invoke` is missing or not JSON, or the sample name is unknown.',
+  ERR_PERIMETER_DASHBOARD_ASSETS: 'The dashboard assets are not built.',
 } as const;
 
 export type CliErrorCode = keyof typeof cliCodes;
