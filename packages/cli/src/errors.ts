@@ -21,7 +21,8 @@ export const cliCodes = {
   ERR_PERIMETER_DEV_HANDLER: 'A function handler file is missing, does not load, or exports no handler.',
   ERR_PERIMETER_DEV_UNKNOWN_FUNCTION: 'No function has this name.',
   ERR_PERIMETER_DEV_NOT_RUNNING: 'No `perimeter dev` answers at this address.',
-  ERR_PERIMETER_DEV_EVENT: 'An event file for `perimeter invoke` is missing or not JSON, or the sample name is unknown.',
+  ERR_PERIMETER_DEV_EVENT:
+    'An event file for `perimeter invoke` is missing or not JSON, or the sample name is unknown.',
   ERR_PERIMETER_DASHBOARD_ASSETS: 'The dashboard assets are not built.',
 } as const;
 

@@ -110,7 +110,14 @@ export interface Summary {
   packages: CountByName[];
   timeline: { bucketMs: number; buckets: Array<{ start: number; blocked: number; alerted: number; other: number }> };
   /** function → package → destination (see `destinationOf` in store.ts), for the graph. */
-  edges: Array<{ function: string; package: string; destination: string; capability: string; blocked: number; alerted: number }>;
+  edges: Array<{
+    function: string;
+    package: string;
+    destination: string;
+    capability: string;
+    blocked: number;
+    alerted: number;
+  }>;
   invocations: { total: number; errors: number };
 }
 
