@@ -9,9 +9,9 @@ import { emit } from './events.js';
 import type { CompiledPolicy, Mode } from './policy/compile.js';
 import { evaluateNetwork, type NetworkTarget, type PlatformEndpoint } from './policy/evaluate.js';
 import { decideFs, type FsAccess } from './policy/fs.js';
-import { hostForUrl, normalizeHost } from './policy/host.js';
+import { hostForUrl, isMetadataOrUnspecified, normalizeHost } from './policy/host.js';
 import { DEFAULT_PORT } from './policy/pattern.js';
-import { DateNow, SafeMap, SafeSet, SetAdd, SetHas } from './pristine.js';
+import { DateNow, MapHas, SafeMap, SafeSet, SetAdd, SetHas } from './pristine.js';
 import { redact } from './redact.js';
 import { scopePolicies } from './scope.js';
 import { maybeVerifyIntegrity } from './tamper.js';
@@ -82,6 +82,8 @@ export interface Denial {
   key: string;
   /** The entry that would allow it, for the hint. */
   suggestion: string;
+  /** More on why, for the event (redacted like the target). */
+  detail?: string | undefined;
 }
 
 /**
@@ -99,6 +101,7 @@ export function reportDenial(mode: Mode, denial: Denial, packages: readonly stri
     packages: packages.length > 0 ? [...packages] : undefined,
     reason: denial.reason,
     deniedBy: denial.deniedBy,
+    detail: denial.detail,
   });
   if (mode === 'alert') reportDrift(denial, culprit);
   if (mode !== 'block') return null;
@@ -231,6 +234,54 @@ export function checkNetwork(
 }
 
 const ALLOWED_BY_MODE = { allowed: true } as const;
+
+/**
+ * Judges what a DNS name resolved to, just before a socket connects to it. The name itself was allowed, but an
+ * answer in the metadata or "this host" ranges (policy/host.ts isMetadataOrUnspecified) is denied unless a rule of
+ * the function (or of a package) names that very address, or it is a platform endpoint: a wildcard rule such as
+ * `https://**` must not carry a request to the credentials endpoint through `169.254.169.254.nip.io` or a
+ * rebinding name. `packages` are the callers captured when the connection was started (the answer arrives on a
+ * resolver callback, with nobody on the stack).
+ */
+export function checkResolvedAddress(
+  target: NetworkTarget,
+  name: string,
+  address: string,
+  packages: () => readonly string[],
+): PerimeterError | null {
+  const current = state;
+  if (current === null) return null;
+  const host = normalizeHost(address) ?? address;
+  if (!isMetadataOrUnspecified(host)) return null;
+  const mode = current.policy.network.mode;
+  if (mode === 'allow') return null;
+  try {
+    if (namesAddress(current.policy, current.platform, host)) return null;
+    const resolved: NetworkTarget = { ...target, host };
+    return reportDenial(
+      mode,
+      {
+        capability: 'network',
+        target: describeTarget(resolved),
+        reason: 'resolved-to-internal',
+        key: 'network.allow',
+        suggestion: describeTarget(resolved),
+        detail: `${name} resolved to ${host} (cloud metadata or this host); only a rule naming ${host} allows it`,
+      },
+      packages(),
+    );
+  } catch (cause) {
+    return failClosed('network', cause);
+  }
+}
+
+function namesAddress(policy: CompiledPolicy, platform: readonly PlatformEndpoint[], host: string): boolean {
+  // A replaced Map iterator could only hide allowances, never add one: this fails towards denying.
+  if (MapHas(policy.network.byHost, host)) return true;
+  for (let i = 0; i < platform.length; i++) if (platform[i]!.host === host) return true;
+  for (const pkg of policy.packages.values()) if (pkg.network !== null && MapHas(pkg.network.byHost, host)) return true;
+  return false;
+}
 
 /**
  * In alert mode a request that was reported at the HTTP level goes ahead and then meets the DNS and socket

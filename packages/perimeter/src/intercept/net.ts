@@ -3,10 +3,11 @@
  * through (net.connect, new net.Socket().connect, tls.connect, https, http2, and undici underneath fetch).
  * Judged by host and port; a TLS servername is judged too, so SNI cannot name a host the policy denies.
  */
-import { checkNetwork, wouldAllow } from '../guard.js';
+import { type CapturedStack, captureCallers, packagesOf } from '../attribution.js';
+import { checkNetwork, checkResolvedAddress, wouldAllow } from '../guard.js';
 import type { NetworkTarget } from '../policy/evaluate.js';
 import { isIPv4, isIPv6, normalizeHost } from '../policy/host.js';
-import { ArrayIsArray, processNextTick, ReflectApply } from '../pristine.js';
+import { ArrayIsArray, getBuiltinModule, processNextTick, ReflectApply } from '../pristine.js';
 import { originalDnsLookup } from './dns.js';
 import { guardProperty, snapshotOptions } from './patch.js';
 
@@ -84,10 +85,16 @@ export function patchNet(net: typeof import('node:net'), tls: typeof import('nod
           const target = socketTarget(options, isTls ? 'tls' : 'tcp');
           if (target.kind === 'socket') destinations.set(this, { host: target.host, port: target.port });
           const denied = checkNetwork(target);
-          if (!denied && typeof options.lookup === 'function' && target.kind === 'socket' && !isIP(target.host)) {
-            // A caller-supplied resolver could answer "allowed.example is 203.0.113.9". Its answers must be
-            // addresses the policy allows or addresses the system resolver also gives for that name.
-            args = withLookup(args, options, verifiedLookup(options.lookup as LookupFunction, target));
+          if (!denied && target.kind === 'socket' && !isIP(target.host)) {
+            // The name is allowed; what it resolves to is judged too (metadata / this-host answers, see
+            // checkResolvedAddress). A caller-supplied resolver could also answer "allowed.example is
+            // 203.0.113.9": its answers must be addresses the policy allows or the system resolver also gives.
+            const callers = captureCallers();
+            const lookup =
+              typeof options.lookup === 'function'
+                ? verifiedLookup(options.lookup as LookupFunction, target)
+                : (systemLookup as LookupFunction);
+            args = withLookup(args, options, resolvedAddressGuard(lookup, target, callers));
           }
           if (denied) {
             // Fails like a refused connection: an async 'error' then 'close', nothing sent, no lookup done. Until
@@ -147,6 +154,27 @@ function verifiedLookup(userLookup: LookupFunction, target: NetworkTarget): Look
         if (denied) return callback(denied);
         callback(null, address, family);
       });
+    });
+  };
+}
+
+/** The lookup net would use by default, read at call time like net does (the guarded dns.lookup). */
+function systemLookup(hostname: string, lookupOptions: unknown, callback: LookupCallback): void {
+  (getBuiltinModule('dns') as typeof import('node:dns')).lookup(hostname, lookupOptions as any, callback as any);
+}
+
+function resolvedAddressGuard(lookup: LookupFunction, target: NetworkTarget, callers: CapturedStack): LookupFunction {
+  return function lookupChecked(hostname, lookupOptions, callback) {
+    lookup(hostname, lookupOptions, (err, address, family) => {
+      if (err) return callback(err, address, family);
+      const answers = ArrayIsArray(address)
+        ? (address as Array<{ address: string }>).map((a) => a.address)
+        : [String(address)];
+      for (let i = 0; i < answers.length; i++) {
+        const denied = checkResolvedAddress(target, hostname, answers[i]!, () => packagesOf(callers));
+        if (denied) return callback(denied);
+      }
+      callback(null, address, family);
     });
   };
 }

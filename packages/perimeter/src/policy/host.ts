@@ -90,3 +90,25 @@ export function isIPv6(host: string): boolean {
 export function hostForUrl(host: string): string {
   return isIPv6(host) ? `[${host}]` : host;
 }
+
+/**
+ * Addresses a DNS name must never lead to unless a rule names the address itself: the cloud metadata services
+ * (link-local 169.254.0.0/16 with the AWS, GCP, Azure and ECS endpoints, AWS's IPv6 fd00:ec2::254, Alibaba's
+ * 100.100.100.200) and "this host" (0.0.0.0/8, ::), which reaches the machine itself. A name such as
+ * `169.254.169.254.nip.io`, or one an attacker re-points after the policy check (DNS rebinding), is the classic
+ * way an allowed-looking URL reaches the credentials endpoint. `host` is normalised.
+ */
+export function isMetadataOrUnspecified(host: string): boolean {
+  if (isIPv4(host)) {
+    return StringStartsWith(host, '169.254.') || StringStartsWith(host, '0.') || host === '100.100.100.200';
+  }
+  if (!isIPv6(host)) return false;
+  if (host === '::' || host === 'fd00:ec2::254') return true;
+  // fe80::/10: the first group is fe80 … febf.
+  const first = StringSlice(host, 0, 4);
+  return (
+    StringSlice(first, 0, 2) === 'fe' &&
+    StringIncludes('89ab', StringSlice(first, 2, 3)) &&
+    StringIndexOf(host, ':') === 4
+  );
+}

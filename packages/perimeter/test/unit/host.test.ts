@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type * as HostModule from '../../src/policy/host.js';
 
-const { normalizeHost, hostForUrl, isIPv4, isIPv6 } = require('../../../dist/policy/host.js') as typeof HostModule;
+const { normalizeHost, hostForUrl, isIPv4, isIPv6, isMetadataOrUnspecified } = require('../../../dist/policy/host.js') as typeof HostModule;
 
 function assertCanonical(cases: Array<[string, string]>) {
   for (const [raw, expected] of cases) assert.equal(normalizeHost(raw), expected, `normalizeHost(${raw})`);
@@ -121,4 +121,17 @@ test('isIPv4, isIPv6 and hostForUrl read the canonical form', () => {
   assert.equal(hostForUrl('::1'), '[::1]');
   assert.equal(hostForUrl('127.0.0.1'), '127.0.0.1');
   assert.equal(hostForUrl('example.com'), 'example.com');
+});
+
+test('metadata and this-host answers are recognised in every form normalizeHost produces', () => {
+  const inRange = ['169.254.169.254', '169.254.170.2', '0.0.0.0', '0.1.2.3', '100.100.100.200', '::', 'fd00:ec2::254'];
+  for (const raw of [...inRange, 'fe80::1', 'febf::1', '::ffff:169.254.169.254', '[::ffff:a9fe:a9fe]']) {
+    const host = normalizeHost(raw)!;
+    assert.equal(isMetadataOrUnspecified(host), true, `${raw} → ${host}`);
+  }
+  const outside = ['127.0.0.1', '10.0.0.1', '192.168.1.1', '100.100.100.201', '::1', 'fec0::1', 'fe80.example.com'];
+  for (const raw of [...outside, 'api.stripe.com', '169.254.example.com', 'fc00::1', '2001:db8::1']) {
+    const host = normalizeHost(raw)!;
+    assert.equal(isMetadataOrUnspecified(host), false, `${raw} → ${host}`);
+  }
 });

@@ -4,7 +4,8 @@
  * HTTP client accepts — decimal `2130706433`, hex `0x7f000001`, octal `0177.0.0.1`, short `127.1`, IPv4-mapped
  * IPv6 — is classified by the address it means. Wildcard DNS services that echo an address in the name
  * (`169.254.169.254.nip.io`) are classified by that address. DNS names that merely resolve to a private address
- * are out of reach here (no lookup on the hot path); the network guard sees those at connect time.
+ * are out of reach here (no lookup on the hot path); the network guard judges their answers at connect time
+ * (guard.ts checkResolvedAddress).
  */
 import { normalizeHost } from '../../policy/host.js';
 import type { Hit } from '../types.js';
