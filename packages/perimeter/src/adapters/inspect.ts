@@ -49,7 +49,7 @@ export type Screened =
 
 export type Screen = (event: unknown, trigger?: Trigger) => Screened | PromiseLike<Screened>;
 
-const HTTP_TRIGGERS = new Set<Trigger>(['apigateway-v1', 'apigateway-v2', 'function-url', 'alb']);
+const HTTP_TRIGGERS = new Set<Trigger>(['apigateway-v1', 'apigateway-v2', 'function-url', 'alb', 'netlify-v1']);
 
 interface Issue {
   path: string;

@@ -59,7 +59,7 @@ export function recognizeTrigger(event: unknown): Trigger {
     }
     if ('httpMethod' in event || 'resource' in event) return 'apigateway-v1';
   }
-  if ('httpMethod' in event && 'headers' in event) return 'apigateway-v1';
+  if ('httpMethod' in event && 'headers' in event) return 'rawUrl' in event ? 'netlify-v1' : 'apigateway-v1';
   return 'generic';
 }
 
@@ -301,6 +301,7 @@ export function extract(sink: Sink, event: unknown, trigger: Trigger, body?: str
     case 'apigateway-v2':
     case 'function-url':
     case 'alb':
+    case 'netlify-v1':
       http(sink, event);
       return;
     case 'eventbridge':

@@ -17,6 +17,8 @@ export type Trigger =
   | 'apigateway-v2'
   | 'function-url'
   | 'alb'
+  /** Netlify Functions v1: the API Gateway v1 shape plus `rawUrl` and `rawQuery`. */
+  | 'netlify-v1'
   | 'sqs'
   | 'sns'
   | 's3'

@@ -39,7 +39,7 @@ function netlifyV1(rawQuery: string, query: Record<string, string>, body: string
 
 test('Netlify Functions v1: rawUrl and rawQuery are scanned with the API Gateway v1 fields; the clean twin is clean', () => {
   const clean = netlifyV1('sort=name&page=2', { sort: 'name', page: '2' }, JSON.stringify({ note: 'leave at door' }));
-  assert.equal(recognizeTrigger(clean), 'apigateway-v1');
+  assert.equal(recognizeTrigger(clean), 'netlify-v1');
   assert.deepEqual(found(clean), []);
 
   const attack = netlifyV1(
