@@ -27,6 +27,7 @@ export default {
   method: [
     '`inspectEvent()` from `perimeter/inspector` (dist/inspector.js) on the attack corpus (`attack.jsonl`, payloads written for this repo after public cheat-sheet categories, provenance per line) and the benign corpus (`benign.jsonl`, realistic inputs that naive filters flag); each value is delivered inside a real trigger shape (`corpus.cjs`). A detection is a finding of the expected class with medium or high confidence; a false positive is any such finding on benign input.',
     'Comparison: `sql-injection` (npm, Express middleware, regular expressions; SQL injection only) behind a loopback HTTP server, each corpus value sent as the query string or body of a real request; its detection rate is for the sqli class, its false-positive rate over the whole benign corpus.',
+    "Public corpus: the Big List of Naughty Strings (github.com/minimaxir/big-list-of-naughty-strings, MIT), read from its npm package at run time, never copied into this repo. Its own section headings decide what is an attack (Script/SQL/Server Code/Command Injection, XXE, File Inclusion, Known CVEs; a finding of the section's class, or any class where we have none) and what is benign (every other section: a finding is a false positive). Entries travel through the same trigger rotation.",
     "Throughput: one event at a time, in-process, each timed with `process.hrtime`; events/s = events / total time; p99 of the per-event times. The 2 KB JSON body is an order (customer, address, items, notes); headers are a browser's.",
   ],
   target: `>= 95% detection, <= 1% false positives, >= ${TARGET_EVENTS_PER_SECOND.toLocaleString('en')} events/s for a 2 KB JSON body`,
@@ -84,6 +85,26 @@ export default {
                 ? `${percent(result.theirs.falsePositiveRate)} (${result.theirs.falsePositives}/${result.ours.benign})`
                 : 'not installed',
             ],
+          ],
+        },
+        {
+          title:
+            'Public corpus: Big List of Naughty Strings (npm big-list-of-naughty-strings@1.0.0), per section: attacks detected / benign strings flagged',
+          columns: [
+            { title: 'section', align: 'left' },
+            { title: 'kind', align: 'left' },
+            { title: 'perimeter/inspector' },
+            { title: 'sql-injection (npm)' },
+          ],
+          rows: [
+            ...result.publicCorpus.map((row) => [
+              row.section,
+              row.attack ? 'attack' : 'benign',
+              `${row.hits}/${row.total}`,
+              row.theirs === undefined ? '' : `${row.theirs}/${row.total}`,
+            ]),
+            publicTotals(result.publicCorpus, true),
+            publicTotals(result.publicCorpus, false),
           ],
         },
         {
@@ -249,6 +270,22 @@ async function startSqlInjectionServer() {
   };
 }
 
+function publicTotals(rows, attack) {
+  const selected = rows.filter((row) => row.attack === attack);
+  const hits = selected.reduce((sum, row) => sum + row.hits, 0);
+  const total = selected.reduce((sum, row) => sum + row.total, 0);
+  const label = attack ? '**all attack sections** (detected)' : '**all benign sections** (false positives)';
+  const theirs = selected.every((row) => row.theirs !== undefined)
+    ? selected.reduce((sum, row) => sum + row.theirs, 0)
+    : undefined;
+  return [
+    label,
+    '',
+    `${hits}/${total} (${percent(hits / total)})`,
+    theirs === undefined ? '' : `${theirs}/${total} (${percent(theirs / total)})`,
+  ];
+}
+
 async function child(quick) {
   const require = createRequire(path.join(DIST, 'index.js'));
   const { inspectEvent } = require(path.join(DIST, 'inspector.js'));
@@ -269,10 +306,25 @@ async function child(quick) {
     missed,
   };
 
+  const publicCorpus = [...corpus.scoreBlns((event) => inspectEvent(event))].map(([section, row]) => ({
+    section,
+    attack: row.attack,
+    hits: row.hits,
+    total: row.total,
+  }));
+
   let theirs = null;
   const server = await startSqlInjectionServer();
   if (server) {
     try {
+      // The same public corpus through the other detector: its SQL section and every benign section.
+      const blns = corpus.loadBlns();
+      for (const row of publicCorpus) {
+        if (row.attack && row.section !== 'SQL Injection') continue;
+        let hits = 0;
+        for (const entry of blns) if (entry.section === row.section && (await server.send(entry))) hits++;
+        row.theirs = hits;
+      }
       const sqli = corpus.load('attack.jsonl').filter((entry) => entry.class === 'sqli');
       let detected = 0;
       for (const entry of sqli) if (await server.send(entry)) detected++;
@@ -296,7 +348,7 @@ async function child(quick) {
     { ...measure('SQS, 1 record, 2 KB JSON body', inspect, (i) => sqsEvent(i, 1), count), target: true },
     measure('SQS, 10 records × 2 KB JSON body', inspect, (i) => sqsEvent(i, 10), Math.ceil(count / 10)),
   ];
-  process.stdout.write(JSON.stringify({ ours, theirs, throughput }));
+  process.stdout.write(JSON.stringify({ ours, theirs, throughput, publicCorpus }));
 }
 
 if (process.argv.includes('--child')) {

@@ -49,7 +49,10 @@ for (const c of '<:') CHARACTER_CLASSES[c.charCodeAt(0)]! |= ANGLE_OR_COLON;
 /** A character that starts a decoding layer (decodedVariants): percent-encoding, an entity, an escape. */
 const ENCODED = 32; // % & \
 for (const c of '%&\\') CHARACTER_CLASSES[c.charCodeAt(0)]! |= ENCODED;
-const ALL_CLASSES = COMMAND | PATH | SLASH | BRACE_OR_ANGLE | ANGLE_OR_COLON | ENCODED;
+/** A call: script breaking out of a JavaScript string (`';alert(1)//`) has no tag and no colon. */
+const CALL = 64; // ( `
+for (const c of '(`') CHARACTER_CLASSES[c.charCodeAt(0)]! |= CALL;
+const ALL_CLASSES = COMMAND | PATH | SLASH | BRACE_OR_ANGLE | ANGLE_OR_COLON | ENCODED | CALL;
 
 /** The prefilter classes whose characters occur in `value`. */
 function characterClasses(value: string): number {
@@ -69,7 +72,7 @@ const TEXT_DETECTORS: Array<[AttackClass, (value: string) => Hit | null, number]
   ['cmdi', detectCommand, COMMAND],
   ['traversal', detectTraversal, PATH],
   ['ssrf', detectSsrf, SLASH],
-  ['xss', detectXss, ANGLE_OR_COLON],
+  ['xss', detectXss, ANGLE_OR_COLON | CALL],
   ['template', detectTemplate, BRACE_OR_ANGLE],
   ['prototype-pollution', detectPollutionValue, ALWAYS],
 ];

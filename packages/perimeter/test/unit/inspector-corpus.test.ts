@@ -53,3 +53,42 @@ test('benign corpus: <= 1% false positives', () => {
   );
   assert.ok(result.falsePositives.length / result.benign <= 0.01, JSON.stringify(result.falsePositives));
 });
+
+// The Big List of Naughty Strings, a public corpus we did not write (see corpus.cjs for how it is read and scored).
+const blns = (
+  require(join(FIXTURES, 'inspector', 'corpus.cjs')) as {
+    scoreBlns(
+      inspect: (event: unknown) => InspectorModule.InspectionResult,
+    ): Map<
+      string,
+      { attack: boolean; class: string | null; total: number; hits: number; hitValues: string[]; missed: string[] }
+    >;
+  }
+).scoreBlns((event) => inspectEvent(event));
+
+test('public corpus (Big List of Naughty Strings): attack sections detected, benign sections clean', () => {
+  let benign = 0;
+  let flagged: string[] = [];
+  for (const [section, row] of blns) {
+    console.log(
+      `${row.attack ? 'attack' : 'benign'} ${section}: ${row.hits}/${row.total}${row.attack && row.missed.length ? ` missed ${row.missed.join(', ')}` : ''}`,
+    );
+    if (!row.attack) {
+      benign += row.total;
+      flagged = flagged.concat(row.hitValues);
+    }
+  }
+  const rate = (name: string) => {
+    const row = blns.get(name);
+    assert.ok(row, `section ${name} not found in blns.txt`);
+    return row.hits / row.total;
+  };
+  // Script Injection has strings no browser runs (`< script >`, full-width `＜script＞`, a tab-free `jav   ascript:`);
+  // the bar leaves room for exactly those.
+  assert.ok(rate('Script Injection') >= 0.95, `xss ${rate('Script Injection')}`);
+  assert.equal(rate('SQL Injection'), 1);
+  assert.equal(rate('File Inclusion'), 1);
+  assert.equal(rate('Known CVEs and Vulnerabilities'), 1);
+  assert.ok(benign >= 200, `benign strings: ${benign}`);
+  assert.ok(flagged.length / benign <= 0.01, `false positives: ${flagged.join(', ')}`);
+});

@@ -160,3 +160,33 @@ test('template: lookups and code in template delimiters; plain interpolation is 
     ['high', 'high', 'high', 'high', 'high', null, null, null, null, null],
   );
 });
+
+test('xss: script breaking out of a JavaScript string, chained and control-prefixed script URLs', () => {
+  assert.deepEqual(
+    confidences(detectXss, [
+      '";alert(123);t="',
+      "';alert(1)//",
+      ';alert(123);',
+      "'+prompt`1`+'",
+      '<a href="\x0Bjavascript:alert(1)">',
+      '<a href="x:javascript:javascript:alert(1)">',
+      'call alert(msg) when the upload fails',
+      "it's fine; confirm (yes/no) later",
+      'const total = price - eval_discount(x)',
+      'O\'Brien; alert("hi")',
+    ]),
+    ['medium', 'medium', 'medium', 'medium', 'high', 'high', null, null, null, null],
+  );
+});
+
+test('cmdi: a value that starts like a bash function definition (Shellshock)', () => {
+  assert.deepEqual(
+    confidences(detectCommand, [
+      '() { :;}; /bin/bash -c "cat /etc/passwd"',
+      '  () { _; } >_[$($())] { touch /tmp/x; }',
+      'Use () { } as a placeholder',
+      'f() { return 1; }',
+    ]),
+    ['high', 'high', null, null],
+  );
+});

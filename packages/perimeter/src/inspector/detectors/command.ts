@@ -165,7 +165,23 @@ function insideProseCodeSpan(value: string, at: number): boolean {
 // A single character class: a value without any metacharacter is skipped in one native pass.
 const METACHARACTERS = /[;|&\n`$]/;
 
+/**
+ * Shellshock (CVE-2014-6271 and its follow-ups): bash imported a function definition from any environment value
+ * starting `() {` and ran what followed it. CGI-style platforms still copy headers into the environment; no benign
+ * value starts like a bash function body.
+ */
+function shellshock(value: string): Hit | null {
+  let i = 0;
+  while (value.charCodeAt(i) === 32 || value.charCodeAt(i) === 9) i++;
+  if (value.charCodeAt(i) !== 40 /* ( */ || value.charCodeAt(i + 1) !== 41 /* ) */) return null;
+  let j = i + 2;
+  while (value.charCodeAt(j) === 32 || value.charCodeAt(j) === 9) j++;
+  return value.charCodeAt(j) === 123 /* { */ ? { fragment: value.slice(i, i + 80), confidence: 'high' } : null;
+}
+
 export function detectCommand(value: string): Hit | null {
+  const functionImport = shellshock(value);
+  if (functionImport !== null) return functionImport;
   if (!METACHARACTERS.test(value)) return null;
   const ifs = value.indexOf(IFS);
   if (ifs !== -1) return { fragment: value.slice(Math.max(0, ifs - 20), ifs + 60), confidence: 'high' };

@@ -2,7 +2,8 @@
  * Cross-site scripting: markup that runs script when the value is rendered as HTML. A hand-written scan for a tag
  * opening (`<` + letter) that is `<script`, or whose attributes (up to the tag's `>`) include an event handler
  * `on…=`, and for `javascript:` / `vbscript:` URLs (browsers ignore tabs and newlines inside the scheme, so those
- * are removed first). Entity- and percent-encoded forms are decoded by the layers before this runs. `<b>`, `<3` and
+ * are removed first), and for a call of `alert`/`prompt`/`confirm`/`eval` breaking out of a JavaScript string.
+ * Entity- and percent-encoded forms are decoded by the layers before this runs. `<b>`, `<3` and
  * `2 < 4` are not tags that run anything.
  */
 import type { Hit } from '../types.js';
@@ -77,11 +78,39 @@ function schemeUrl(value: string): number {
       }
       if (k >= 0) continue;
       const before = i < 0 ? '' : value[i]!;
-      // Where a URL starts: the start of the value, an attribute value, a CSS url(, a Markdown link target.
-      if (before === '' || '"\'=( \t>'.includes(before)) return i + 1;
+      // Where a URL starts: the start of the value, after a space or C0 control (browsers strip those before a
+      // URL), an attribute value, a CSS url(, a Markdown link target, or another scheme's colon
+      // (`javascript:javascript:`, which slips past filters that strip the first one).
+      if (before === '' || value.charCodeAt(i) <= 32 || '"\'=(>:'.includes(before)) return i + 1;
     }
   }
   return -1;
+}
+
+const SCRIPT_SINKS = ['alert', 'prompt', 'confirm', 'eval'];
+
+/**
+ * Script injected into a JavaScript string or statement context (`";alert(1);t="`, `';eval(name)//`): a call of a
+ * classic sink right after a statement or operator character that itself follows a closing quote or starts the
+ * value. The quote or start-of-value anchor keeps code in a blog body ("call alert(msg) when…") benign.
+ */
+function scriptBreakout(value: string): Hit | null {
+  for (const sink of SCRIPT_SINKS) {
+    for (let at = value.indexOf(sink); at !== -1; at = value.indexOf(sink, at + 1)) {
+      let after = at + sink.length;
+      while (value[after] === ' ') after++;
+      if (value[after] !== '(' && value[after] !== '`') continue;
+      let back = at - 1;
+      while (back >= 0 && value[back] === ' ') back--;
+      if (back < 0 || !';+-,|&'.includes(value[back]!)) continue;
+      back--;
+      while (back >= 0 && value[back] === ' ') back--;
+      if (back < 0 || value[back] === '"' || value[back] === "'" || value[back] === '`') {
+        return { fragment: value.slice(Math.max(0, back), at + 40), confidence: 'medium' };
+      }
+    }
+  }
+  return null;
 }
 
 export function detectXss(value: string): Hit | null {
@@ -106,5 +135,5 @@ export function detectXss(value: string): Hit | null {
     const at = schemeUrl(value);
     if (at !== -1) return { fragment: value.slice(at, at + 80), confidence: 'high' };
   }
-  return null;
+  return value.includes('(') || value.includes('`') ? scriptBreakout(value) : null;
 }
