@@ -92,7 +92,7 @@ describe('reading events', () => {
     assert.deepEqual([...unknownFields], [['drift', 1]]);
   });
 
-  test('a folder of .jsonl files is read in name order; an SQLite file is refused with a hint', () => {
+  test('a folder of .jsonl files is read in name order; a file named .sqlite that is not SQLite is refused', () => {
     const root = dir({
       'b.jsonl': `${good('GET https://b.example.com/')}\n`,
       'a.jsonl': `${good('GET https://a.example.com/')}\n`,

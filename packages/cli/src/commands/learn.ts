@@ -58,7 +58,7 @@ export async function learnCommand(options: LearnOptions): Promise<number> {
   const code = options.fromCode ?? [];
   if (events.length === 0 && code.length === 0) {
     throw cliError('ERR_PERIMETER_LEARN_INPUT', 'Nothing to learn from', {
-      hint: 'pass --events <file.jsonl|dir> (an alert-mode run) and/or --from-code <dir|file>',
+      hint: 'pass --events <file.jsonl|dir|events.db> (an alert-mode run) and/or --from-code <dir|file>',
     });
   }
   const perPackage = (options.perPackage ?? 'network') as PerPackage;

@@ -1,12 +1,12 @@
 /**
- * Reads Perimeter event files (JSON lines, docs/events.md). Strict by default because a policy is written from
- * what is read here: a line we cannot understand might be the one behaviour the function depends on, so it is an
- * error with its line number unless the caller opts into skipping (`lenient`).
- *
- * SQLite stores (the future `perimeter dev`) are not read yet: a `.jsonl` file or a folder of them.
+ * Reads Perimeter event files (JSON lines, docs/events.md) and the SQLite event store of `perimeter dev`
+ * (docs/event-store.md). Strict by default because a policy is written from what is read here: a line we cannot
+ * understand might be the one behaviour the function depends on, so it is an error with its line number (a
+ * store's row id) unless the caller opts into skipping (`lenient`).
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { EventStore, isSqliteFile } from '../dev/store.js';
 import { type CliError, cliError } from '../errors.js';
 
 /** The fields learn relies on; other fields are kept as they are. */
@@ -64,19 +64,11 @@ export function eventFiles(input: string): string[] {
   } catch (cause: any) {
     throw cliError('ERR_PERIMETER_EVENTS_READ', `Cannot read events: ${cause?.code ?? cause}`, {
       file: input,
-      hint: 'pass a .jsonl file written through PERIMETER_EVENTS_FILE, or a folder of them',
+      hint: 'pass a .jsonl file written through PERIMETER_EVENTS_FILE, a folder of them, or the events.db of `perimeter dev`',
       cause,
     });
   }
-  if (!stats.isDirectory()) {
-    if (/\.(sqlite3?|db)$/i.test(input)) {
-      throw cliError('ERR_PERIMETER_EVENTS_READ', 'SQLite event stores are not supported yet', {
-        file: input,
-        hint: 'export the events as JSON lines, or point --events at the PERIMETER_EVENTS_FILE file',
-      });
-    }
-    return [input];
-  }
+  if (!stats.isDirectory()) return [input];
   const files = readdirSync(input)
     .filter((name) => name.endsWith('.jsonl'))
     .sort()
@@ -92,6 +84,17 @@ export function readEvents(inputs: readonly string[], options: { lenient?: boole
   for (const input of inputs) {
     for (const file of eventFiles(input)) {
       result.files.push(file);
+      // Told apart by content, not by name: a store is whatever starts with SQLite's header.
+      if (isSqliteFile(file)) {
+        readStore(file, result, options.lenient === true);
+        continue;
+      }
+      if (/\.(sqlite3?|db)$/i.test(file)) {
+        throw cliError('ERR_PERIMETER_EVENTS_READ', 'The file is named like an SQLite event store but is not one', {
+          file,
+          hint: 'an event store written by `perimeter dev` starts with the SQLite header; if this holds JSON lines, rename it to .jsonl',
+        });
+      }
       let text: string;
       try {
         text = readFileSync(file, 'utf8');
@@ -102,6 +105,41 @@ export function readEvents(inputs: readonly string[], options: { lenient?: boole
     }
   }
   return result;
+}
+
+/** Every event of an event store, oldest first, read through a read-only connection (a running dev keeps writing). */
+function readStore(file: string, into: ReadEventsResult, lenient: boolean): void {
+  const store = EventStore.open(file, { readonly: true });
+  try {
+    const last = store.lastId();
+    let after = 0;
+    for (;;) {
+      const page = store.query({ afterId: after, order: 'asc', limit: 10_000 });
+      for (const { id, event } of page) {
+        if (id > last) break;
+        try {
+          const checked = checkEvent(event as unknown as Record<string, unknown>, file, id);
+          countUnknown(checked, into);
+          into.events.push(checked);
+        } catch (error) {
+          if (!lenient) throw error;
+          into.skipped.push(error as CliError);
+        }
+      }
+      if (page.length < 10_000 || page[page.length - 1]!.id >= last) break;
+      after = page[page.length - 1]!.id;
+    }
+  } finally {
+    store.close();
+  }
+}
+
+function countUnknown(event: PerimeterEventLine, into: ReadEventsResult): void {
+  for (const key of Object.keys(event)) {
+    if (!KNOWN_FIELDS.has(key) && key !== 'source') {
+      into.unknownFields.set(key, (into.unknownFields.get(key) ?? 0) + 1);
+    }
+  }
 }
 
 /** Parses one file's text into `into`; exported for tests. */
@@ -116,11 +154,7 @@ export function parseEventText(text: string, file: string, into: ReadEventsResul
     try {
       const event = parseEventLine(raw, file, lineNumber, isLast && !endsWithNewline);
       if (event === null) continue;
-      for (const key of Object.keys(event)) {
-        if (!KNOWN_FIELDS.has(key) && key !== 'source') {
-          into.unknownFields.set(key, (into.unknownFields.get(key) ?? 0) + 1);
-        }
-      }
+      countUnknown(event, into);
       into.events.push(event);
     } catch (error) {
       if (!lenient) throw error;
@@ -152,7 +186,11 @@ function parseEventLine(raw: string, file: string, line: number, unterminatedLas
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw cliError('ERR_PERIMETER_EVENTS_INVALID', `Line is not an event object: ${preview(raw)}`, { file, line });
   }
-  const record = value as Record<string, unknown>;
+  return checkEvent(value as Record<string, unknown>, file, line);
+}
+
+/** The checks every event passes, whether from a line of JSON or a row of a store. */
+function checkEvent(record: Record<string, unknown>, file: string, line: number): PerimeterEventLine {
   if (!('perimeter' in record)) {
     throw cliError('ERR_PERIMETER_EVENTS_INVALID', 'Line has no "perimeter" field: not a Perimeter event', {
       file,

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type * as HostModule from '../../src/policy/host.js';
 
-const { normalizeHost, hostForUrl, isIPv4, isIPv6, isMetadataOrUnspecified } = require('../../../dist/policy/host.js') as typeof HostModule;
+const { normalizeHost, hostForUrl, isIPv4, isIPv6, isMetadataOrUnspecified } =
+  require('../../../dist/policy/host.js') as typeof HostModule;
 
 function assertCanonical(cases: Array<[string, string]>) {
   for (const [raw, expected] of cases) assert.equal(normalizeHost(raw), expected, `normalizeHost(${raw})`);
