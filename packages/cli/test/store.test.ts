@@ -285,9 +285,10 @@ describe('queries and summary', () => {
         target: '1843 events',
       }),
     ];
-    // One minute apart, so the timeline has a known shape.
+    // One minute apart, so the timeline has a known shape; 1,234 ms past the minute, as real times are (a bucket
+    // start computed in floating point would then match no bucket).
     list.forEach((e, i) => {
-      e.time = new Date(T0 + i * 60_000).toISOString();
+      e.time = new Date(T0 + 1234 + i * 60_000).toISOString();
       s.append(e);
     });
     return s;

@@ -717,7 +717,7 @@ export class EventStore implements EventStoreApi {
       }
       const rows = db
         .prepare(
-          `SELECT (ts / @bucketMs) * @bucketMs AS start,
+          `SELECT ts - (ts % @bucketMs) AS start,
              coalesce(sum(CASE WHEN action = 'blocked' THEN weight END), 0) AS blocked,
              coalesce(sum(CASE WHEN action = 'alerted' THEN weight END), 0) AS alerted,
              coalesce(sum(CASE WHEN action NOT IN ('blocked', 'alerted') THEN weight END), 0) AS other
