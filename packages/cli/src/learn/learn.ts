@@ -3,6 +3,7 @@
  * allows them, merged into the current policy. Never removes what the current policy allows unless asked
  * (`prune`), keeps every key it does not manage, and explains every rule it adds.
  */
+import { loadPolicyFromObject } from 'perimeter';
 import type { PerimeterEventLine } from './events.js';
 import {
   formatHttpRule,
@@ -78,6 +79,27 @@ export interface EventSelection {
   ignored: Map<string, number>;
 }
 
+const hostVerdicts = new Map<string, boolean>();
+
+/** Whether the runtime would accept a rule naming this target's host (its own validator decides, nothing else). */
+function learnableHost(target: string): boolean {
+  const parsed = parseNetworkTarget(target);
+  if (parsed === null) return false;
+  if (parsed.kind === 'unix' || parsed.host === undefined) return true;
+  let verdict = hostVerdicts.get(parsed.host);
+  if (verdict === undefined) {
+    try {
+      loadPolicyFromObject({ network: { allow: [`https://${parsed.host}`] } });
+      verdict = true;
+    } catch {
+      verdict = false;
+    }
+    if (hostVerdicts.size > 10_000) hostVerdicts.clear();
+    hostVerdicts.set(parsed.host, verdict);
+  }
+  return verdict;
+}
+
 /** Picks the violations a policy can be learned from; counts the rest by why they were left out. */
 export function observationsFromEvents(events: readonly PerimeterEventLine[], functionName?: string): EventSelection {
   const observations: Observation[] = [];
@@ -96,12 +118,21 @@ export function observationsFromEvents(events: readonly PerimeterEventLine[], fu
       event.packages ?? (event.package !== 'app' && event.package !== '<unknown>' ? [event.package] : []);
     const base = {
       packages: packages.filter((name) => name !== 'app' && name !== '<unknown>'),
-      count: 1 + (event.repeats ?? 0),
+      // A repeat summary stands for `repeats` more occurrences of a line already counted (docs/events.md).
+      count: event.repeats ?? 1,
       time: event.time,
       where: `${event.source.file}:${event.source.line}`,
     };
     switch (event.capability) {
       case 'network':
+        // Targets come from what the code tried, and a hostile dependency chooses them: a DNS name such as
+        // `<img src=x>.attacker.test` can never be a rule, and must not stop learn from writing the others.
+        if (!learnableHost(event.target)) {
+          skip('network target whose host no rule can name');
+          break;
+        }
+        observations.push({ ...base, capability: event.capability, list: 'allow', target: event.target });
+        break;
       case 'process':
       case 'env':
       case 'addon':
