@@ -4,6 +4,9 @@
  * options and returns an exit code.
  */
 import { Command } from 'commander';
+import { dashboardCommand, parsePortOption } from './commands/dashboard.js';
+import { devCommand, parseCount } from './commands/dev.js';
+import { invokeCommand } from './commands/invoke.js';
 import { learnCommand } from './commands/learn.js';
 import { policyCheckCommand, policyDiffCommand } from './commands/policy.js';
 import { runCommand } from './commands/run.js';
@@ -41,7 +44,7 @@ program
   )
   .option(
     '--events <file|dir>',
-    'events as JSON lines (PERIMETER_EVENTS_FILE), or a folder of .jsonl files; repeatable',
+    'events as JSON lines (PERIMETER_EVENTS_FILE), a folder of .jsonl files, or a perimeter dev store (.perimeter/events.db); repeatable',
     collect,
   )
   .option('--from-code <dir|file>', 'static pass over source files or a bundle; repeatable', collect)
@@ -83,6 +86,49 @@ policy
   .option('--lenient', 'skip bad event lines')
   .action(async (file: string, options) => {
     process.exitCode = await policyCheckCommand(file, options);
+  });
+
+program
+  .command('dashboard')
+  .description(
+    'Serve the `perimeter dev` dashboard over an event store (read-only): a past run’s events.db, or a running dev’s.',
+  )
+  .requiredOption('--db <file>', 'the event store, e.g. .perimeter/events.db (written by `perimeter dev`)')
+  .option('--port <port>', 'port to listen on (0 = any free port)', parsePortOption, 8789)
+  .option('--host <address>', 'address to listen on', '127.0.0.1')
+  .action(async (options) => {
+    process.exitCode = await dashboardCommand(options);
+  });
+
+program
+  .command('dev')
+  .description(
+    'Run the functions of a project (or one handler file) locally, each in its own guarded process, behind an HTTP gateway; events go to the embedded store and the dashboard.',
+  )
+  .argument('[dir]', 'project folder or handler file', '.')
+  .option('--port <port>', 'gateway port (default: the config’s port, else 8788; 0 = any free port)', parsePortOption)
+  .option('--host <address>', 'address to listen on', '127.0.0.1')
+  .option('--db <file>', 'event store (default: <dir>/.perimeter/events.db)')
+  .option('--node <binary>', 'the node binary functions run on (default: this one)')
+  .option('--no-watch', 'no hot reload')
+  .option('--json', 'one JSON object per line instead of the coloured summary')
+  .option('--otlp <url>', 'also export events and invocation spans to this OTLP/HTTP endpoint (@perimeter/otel)')
+  .option('--otlp-header <name=value>', 'a header for the OTLP endpoint; repeatable', collect)
+  .option('--retention <events>', 'events the store keeps, oldest dropped first (default 500000)', parseCount)
+  .action(async (dir: string, options) => {
+    process.exitCode = await devCommand(dir, options);
+  });
+
+program
+  .command('invoke')
+  .description('Fire one event at a function of a running `perimeter dev` and print its result.')
+  .argument('<function>', 'the function name')
+  .option('--event <file>', 'the event, a JSON file')
+  .option('--sample <name>', 'a built-in sample event: s3-put, sqs, sns, eventbridge, dynamodb, kinesis')
+  .option('--url <url>', 'the dev server (default: PERIMETER_DEV_URL, else http://127.0.0.1:8788)')
+  .option('--json', 'print the whole response (result, error, requestId) as JSON')
+  .action(async (name: string, options) => {
+    process.exitCode = await invokeCommand(name, options);
   });
 
 program.parseAsync(process.argv).catch((error: unknown) => {
