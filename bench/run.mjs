@@ -34,6 +34,7 @@ const BENCHMARKS = [
   './process.mjs',
   './adapter.mjs',
   './inspector.mjs',
+  './dev-gateway.mjs',
 ];
 
 const BENCHMARKS_FILE = path.join(REPO_ROOT, 'BENCHMARKS.md');
