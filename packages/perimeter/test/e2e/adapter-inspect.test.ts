@@ -3,7 +3,7 @@
  * and a clean event, and the test checks what the handler saw (a rejected request never reaches it), what the
  * platform got back (a 400, a partial batch response naming only the bad record) and the events written (type
  * `attack` / `validation`, capability `inspector`, never the payload). Real @middy/core, functions-framework (served
- * on loopback), WHATWG Request/Response for Netlify v2, real zod and ajv for the schemas.
+ * on loopback), WHATWG Request/Response for Netlify v2, real zod, valibot and ajv for the schemas.
  */
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
@@ -23,6 +23,7 @@ const middy = require('@middy/core').default ?? require('@middy/core');
 const functions = require('@google-cloud/functions-framework');
 const { getTestServer } = require('@google-cloud/functions-framework/testing');
 const { z } = require('zod');
+const v = require('valibot');
 const Ajv = require('ajv').default ?? require('ajv');
 const SQLI = ${JSON.stringify(SQLI)};
 const PORT = Number(process.argv[2]);
@@ -84,6 +85,10 @@ async function main() {
   results.zodValid = await zodApi(httpEvent({}, '{"item":"book","quantity":2}'), context);
   results.zodInvalid = await zodApi(httpEvent({}, '{"item":"book","quantity":-1}'), context);
   results.zodNotJson = await zodApi(httpEvent({}, 'not json'), context);
+  const OrderV = v.object({ item: v.string(), quantity: v.pipe(v.number(), v.integer(), v.minValue(1)) });
+  const valibotApi = lambdaGuard(async (event) => { seen.push('valibot ' + JSON.parse(event.body).item); return { statusCode: 201 }; }, { schema: OrderV });
+  results.valibotValid = await valibotApi(httpEvent({}, '{"item":"lamp","quantity":1}'), context);
+  results.valibotInvalid = await valibotApi(httpEvent({}, '{"item":"lamp","quantity":0}'), context);
   const validate = new Ajv().compile({ type: 'object', required: ['item'], properties: { item: { type: 'string' } } });
   const ajvApi = lambdaGuard(async () => { seen.push('ajv'); return { statusCode: 201 }; },
     { schema: (value) => ({ valid: validate(value), errors: validate.errors }) });
@@ -193,7 +198,7 @@ describe('adapters: inspect and schema options', () => {
     assert.equal(seen.filter((entry) => entry.startsWith('gcf')).length, 1);
   });
 
-  test('schema: zod and ajv reject invalid bodies with the field path, pass valid ones', () => {
+  test('schema: zod, valibot and ajv reject invalid bodies with the field path, pass valid ones', () => {
     assert.deepEqual(results.zodValid, { statusCode: 201 });
     assert.equal(results.zodInvalid.statusCode, 400);
     const zodBody = JSON.parse(results.zodInvalid.body);
@@ -210,9 +215,15 @@ describe('adapters: inspect and schema options', () => {
       JSON.parse(results.ajvInvalid.body).issues.map((issue: { path: string }) => issue.path),
       ['item'],
     );
+    assert.deepEqual(results.valibotValid, { statusCode: 201 });
+    assert.equal(results.valibotInvalid.statusCode, 400);
     assert.deepEqual(
-      seen.filter((entry) => entry.startsWith('zod') || entry === 'ajv'),
-      ['zod book', 'ajv'],
+      JSON.parse(results.valibotInvalid.body).issues.map((issue: { path: string }) => issue.path),
+      ['quantity'],
+    );
+    assert.deepEqual(
+      seen.filter((entry) => entry.startsWith('zod') || entry.startsWith('valibot') || entry === 'ajv'),
+      ['zod book', 'valibot lamp', 'ajv'],
     );
     const validation = inspectorEvents('validation');
     assert.ok(validation.some((event) => event.target === 'body quantity' && event.action === 'blocked'));
