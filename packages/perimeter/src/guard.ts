@@ -200,6 +200,7 @@ export function checkNetwork(
   target: NetworkTarget,
   query = '',
   packagesHint?: readonly string[],
+  seen?: { packages?: readonly string[] },
 ): PerimeterError | null {
   const current = state;
   if (current === null) return null;
@@ -230,6 +231,9 @@ export function checkNetwork(
     );
   } catch (cause) {
     return failClosed('network', cause);
+  } finally {
+    // The callers, when the decision had to read them: a fetch reuses them for its redirect hops.
+    if (seen !== undefined && packages !== undefined) seen.packages = packages;
   }
 }
 

@@ -13,6 +13,7 @@ import type { NetworkTarget } from '../policy/evaluate.js';
 import { normalizeHost } from '../policy/host.js';
 import { DEFAULT_PORT } from '../policy/pattern.js';
 import {
+  ArrayIsArray,
   MapClear,
   MapGet,
   MapSet,
@@ -63,10 +64,14 @@ function checkUrl(url: URL, method: string, packages: readonly string[] | undefi
   return checkJudged(urlTarget(url, method), packages);
 }
 
-function checkJudged(judged: ReturnType<typeof urlTarget>, packages: readonly string[] | undefined): Error | null {
+function checkJudged(
+  judged: ReturnType<typeof urlTarget>,
+  packages: readonly string[] | undefined,
+  seen?: { packages?: readonly string[] },
+): Error | null {
   // data:, blob: and file: never leave the process (undici rejects file:), so only http(s) is judged.
   if (judged === null) return null;
-  return checkNetwork(judged.target, judged.query, packages);
+  return checkNetwork(judged.target, judged.query, packages, seen);
 }
 
 interface Shape {
@@ -139,16 +144,22 @@ export function patchFetch(onFirstUse: () => void): void {
         if (shape === null) return ReflectApply(original, this, [input, init]);
         // The stack is read lazily inside the decision, only if some package's rules could deny this URL.
         const judged = urlTarget(shape.url, shape.method);
-        const denied = checkJudged(judged, undefined);
+        const seen: { packages?: readonly string[] } = {};
+        const denied = checkJudged(judged, undefined, seen);
         if (denied) return PromiseReject(fetchFailed(denied));
         if (typeof input === 'string') rememberIfAllowedByRule(input, shape.method, judged);
         if (shape.redirect !== 'follow') return ReflectApply(original, this, [input, init]);
-        // With package rules, a redirect hop must be judged for whoever called: keep the frames (not yet read).
-        const callers = activePolicy()?.packageNetworkRules ? captureCallers() : null;
+        // With package rules, a redirect hop must be judged for whoever called: the callers the decision already
+        // read, or else the frames, kept unread until a redirect needs them.
+        const callers =
+          seen.packages !== undefined ? seen.packages : activePolicy()?.packageNetworkRules ? captureCallers() : null;
         return followRedirects(original, input, init, shape, callers);
       },
   );
 }
+
+/** Who called fetch: already read by the first decision, frames still to read, or null (no package rules). */
+type Callers = readonly string[] | CapturedStack | null;
 
 /** `shape` is null on the cached hot path (no package rules there); it is worked out again if a redirect needs it. */
 async function followRedirects(
@@ -156,7 +167,7 @@ async function followRedirects(
   input: unknown,
   init: RequestInit | undefined,
   shape: Shape | null,
-  callers: CapturedStack | null,
+  callers: Callers,
 ): Promise<Response> {
   const isRequest = typeof Request === 'function' && input instanceof Request;
   // A Request body is consumed by the first hop; keep a copy in case a 307/308 must replay it.
@@ -173,11 +184,12 @@ async function followHops(
   shape: Shape,
   replay: Request | null,
   firstResponse: Response,
-  callers: CapturedStack | null,
+  callers: Callers,
 ): Promise<Response> {
   // Who asked: read from the frames captured when fetch was called (async frames are not enough: a caller
   // that uses `.then()` leaves none, and whoever awaits further up would be taken for it).
-  const packages = callers ? packagesOf(callers) : undefined;
+  const packages =
+    callers === null ? undefined : ArrayIsArray(callers) ? callers : packagesOf(callers as CapturedStack);
   const isRequest = typeof Request === 'function' && input instanceof Request;
   let response = firstResponse;
   let url = shape.url;
