@@ -8,7 +8,9 @@ import path from 'node:path';
 import { cliError } from '../errors.js';
 import { type DevConfig, FUNCTION_NAME, findConfig, type HandlerFormat, loadConfig } from './config.js';
 
-export const HANDLER_EXTENSIONS = ['.mjs', '.js', '.cjs'] as const;
+// JavaScript first: when both `index.mjs` and `index.ts` exist, the built file is the one to run. TypeScript
+// handlers run on Node versions that strip types (process.features.typescript; the runner says when not).
+export const HANDLER_EXTENSIONS = ['.mjs', '.js', '.cjs', '.mts', '.ts', '.cts'] as const;
 
 export const DEFAULT_TIMEOUT_SECONDS = 30;
 
@@ -200,9 +202,9 @@ export async function discover(target: string): Promise<DevProject> {
     if (!(HANDLER_EXTENSIONS as readonly string[]).includes(ext)) {
       throw cliError(
         'ERR_PERIMETER_DEV_NO_FUNCTIONS',
-        `${resolved} is not a JavaScript handler file (.mjs, .js or .cjs)`,
+        `${resolved} is not a handler file (.mjs, .js, .cjs, or .mts, .ts, .cts)`,
         {
-          hint: 'compile TypeScript first, or point at the project folder',
+          hint: 'point at a handler file or at the project folder',
         },
       );
     }

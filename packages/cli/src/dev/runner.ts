@@ -191,6 +191,12 @@ async function main(): Promise<void> {
   let module: Record<string, any>;
   let resolved: ReturnType<typeof resolveHandler>;
   try {
+    if (/\.[mc]?ts$/.test(spec.handler) && !(process.features as { typescript?: unknown }).typescript) {
+      throw new Error(
+        `${spec.handler} is TypeScript, and Node ${process.version} does not strip types. ` +
+          'Run the functions on Node 22.18 or newer (perimeter dev --node <binary>), or point the config at the built .mjs.',
+      );
+    }
     module = (await import(pathToFileURL(spec.handler).href)) as Record<string, any>;
     resolved = resolveHandler(spec, module);
   } catch (error) {
