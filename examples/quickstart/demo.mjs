@@ -16,14 +16,20 @@
 // fake Stripe's port, which is 4242 as in ./perimeter.json unless that port is taken.
 //
 // Knobs: PERIMETER_POLICY=file runs step 1 under another policy; NO_COLOR / FORCE_COLOR as usual.
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import dgram from 'node:dgram';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import {
+  mask as maskSecrets,
+  randomBase62,
+  runNode,
+  safeJson,
+  startAttackerDns,
+  startAttackerHttp,
+  startStripe,
+  storyteller,
+} from '../lib/demo-kit.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO_ROOT = path.resolve(HERE, '../..');
@@ -33,19 +39,9 @@ const STRIPE_PORT = 4242;
 const EVIL_PACKAGE = 'charge-kit';
 const CHILD_TIMEOUT_MS = 20_000;
 
-const paint = colours();
-// `demo.mjs | head` closes stdout early; the demo still finishes, so its exit code still tells the story.
-let stdoutOpen = true;
-process.stdout.on('error', (error) => {
-  if (error.code !== 'EPIPE') throw error;
-  stdoutOpen = false;
-});
-const say = (line = '') => stdoutOpen && process.stdout.write(`${line}\n`);
-const problems = [];
-const expect = (condition, message) => {
-  if (!condition) problems.push(message);
-  return condition;
-};
+const { paint, say, expect, problems } = storyteller();
+// One secret here, and twelve dots where the shop shows eight: the quick start's output stays as it always was.
+const mask = (text, key) => maskSecrets(text, key, { dots: 12 });
 
 main().then(
   (code) => {
@@ -62,7 +58,7 @@ async function main() {
   if (!register) return 2;
 
   const key = `sk_test_${randomBase62(24)}`;
-  const stripe = await startStripe(key);
+  const stripe = await startStripe({ key, port: STRIPE_PORT });
   const attacker = await startAttackerHttp();
   const nameServer = await startAttackerDns();
   const scratch = mkdtempSync(path.join(tmpdir(), 'perimeter-quickstart-'));
@@ -75,19 +71,23 @@ async function main() {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: process.env.HOME ?? tmpdir(),
       STRIPE_API_KEY: key,
-      STRIPE_API_BASE: `http://127.0.0.1:${stripe.port}`,
+      STRIPE_API_BASE: stripe.url,
       PERIMETER_FUNCTION: 'checkout',
     };
 
     const eventsFile = path.join(scratch, 'events.jsonl');
     const guardedEnv = { ...env, PERIMETER_EVENTS_FILE: eventsFile };
     if (policy.fromEnvironment) guardedEnv.PERIMETER_POLICY = policy.file;
-    const guarded = await invoke(functionDir, ['--import', 'perimeter/register', 'invoke.mjs'], guardedEnv);
+    const guarded = await runNode(['--import', 'perimeter/register', 'invoke.mjs'], {
+      cwd: functionDir,
+      env: guardedEnv,
+      timeoutMs: CHILD_TIMEOUT_MS,
+    });
     const guardedSeen = { charges: stripe.take(), posts: attacker.take(), queries: nameServer.take() };
     const events = readEvents(eventsFile);
     tellGuarded({ key, run: guarded, seen: guardedSeen, events, attacker });
 
-    const bare = await invoke(functionDir, ['invoke.mjs'], env);
+    const bare = await runNode(['invoke.mjs'], { cwd: functionDir, env, timeoutMs: CHILD_TIMEOUT_MS });
     const bareSeen = { charges: stripe.take(), posts: attacker.take(), queries: nameServer.take() };
     tellUnguarded({ key, run: bare, seen: bareSeen });
   } finally {
@@ -134,7 +134,7 @@ function copyExample({ scratch, register, attacker, nameServer }) {
   cpSync(HERE, functionDir, { recursive: true, filter: (source) => source !== fileURLToPath(import.meta.url) });
   writeFileSync(
     path.join(functionDir, 'node_modules', EVIL_PACKAGE, 'lib', 'collector.json'),
-    JSON.stringify({ collector: `http://127.0.0.1:${attacker.port}`, nameServer: `127.0.0.1:${nameServer.port}` }),
+    JSON.stringify({ collector: attacker.url, nameServer: nameServer.address }),
   );
   symlinkSync(packageRoot(register), path.join(functionDir, 'node_modules', 'perimeter'), 'dir');
   return functionDir;
@@ -184,8 +184,8 @@ function introduce({ policy, stripe, attacker, nameServer, functionDir }) {
   say(`  ${paint.bold('policy')}      ${policy.shown}${policy.note ? paint.yellow(`  (${policy.note})`) : ''}`);
   for (const line of policy.text.trim().split('\n')) say(paint.cyan(`                ${line}`));
   say(
-    `  ${paint.bold('servers')}     fake Stripe http://127.0.0.1:${stripe.port}, attacker http://127.0.0.1:${attacker.port}` +
-      ` and DNS 127.0.0.1:${nameServer.port} (loopback only)`,
+    `  ${paint.bold('servers')}     fake Stripe ${stripe.url}, attacker ${attacker.url}` +
+      ` and DNS ${nameServer.address} (loopback only)`,
   );
   say(`  ${paint.bold('runs in')}     ${functionDir} ${paint.dim('(a copy that knows these ports)')}`);
 }
@@ -218,9 +218,7 @@ function tellGuarded({ key, run, seen, events, attacker }) {
     say(`   ${paint.green('✔')} DNS exfiltration ${paint.green('blocked')}: the attacker's name server got no query`);
   }
 
-  const httpEvent = events.find(
-    (e) => e.capability === 'network' && e.target?.startsWith(`POST http://127.0.0.1:${attacker.port}/`),
-  );
+  const httpEvent = events.find((e) => e.capability === 'network' && e.target?.startsWith(`POST ${attacker.url}/`));
   const dnsEvent = events.find((e) => e.capability === 'network' && e.target?.endsWith('.attacker.test'));
   for (const [what, event] of [
     ['HTTP exfiltration', httpEvent],
@@ -298,30 +296,7 @@ function describePosts(posts, key) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Processes
-
-/** Runs the function in a fresh node (this one's binary) with only the given environment. */
-function invoke(cwd, args, env) {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    child.stdout.setEncoding('utf8').on('data', (chunk) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk) => (stderr += chunk));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, CHILD_TIMEOUT_MS);
-    child.on('error', (error) => {
-      stderr += String(error);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, timedOut });
-    });
-  });
-}
+// The guard's events
 
 function readEvents(file) {
   if (!existsSync(file)) return [];
@@ -329,196 +304,4 @@ function readEvents(file) {
     .split('\n')
     .filter((line) => line.trim() !== '')
     .map((line) => safeJson(line) ?? { unparsable: line });
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// The loopback servers
-
-function listen(server, port) {
-  return new Promise((resolve, reject) => {
-    const onError = (error) => {
-      server.off('listening', onListening);
-      reject(error);
-    };
-    const onListening = () => {
-      server.off('error', onError);
-      resolve(server.address().port);
-    };
-    server.once('error', onError);
-    server.once('listening', onListening);
-    server.listen(port, '127.0.0.1');
-  });
-}
-
-function readBody(request) {
-  return new Promise((resolve) => {
-    let body = '';
-    request.setEncoding('utf8');
-    request.on('data', (chunk) => (body += chunk));
-    request.on('end', () => resolve(body));
-  });
-}
-
-function closeHttp(server) {
-  return new Promise((resolve) => {
-    server.closeAllConnections();
-    server.close(() => resolve());
-  });
-}
-
-/** A fake Stripe: POST /v1/charges with the right bearer key gets a charge object, anything else an error. */
-async function startStripe(key) {
-  const charges = [];
-  const server = http.createServer(async (request, response) => {
-    const body = await readBody(request);
-    response.setHeader('content-type', 'application/json');
-    response.setHeader('connection', 'close');
-    if (request.method !== 'POST' || request.url !== '/v1/charges') {
-      response.statusCode = 404;
-      return response.end(JSON.stringify({ error: { message: `no route ${request.method} ${request.url}` } }));
-    }
-    charges.push({ authorization: request.headers.authorization ?? '', body });
-    if (request.headers.authorization !== `Bearer ${key}`) {
-      response.statusCode = 401;
-      return response.end(JSON.stringify({ error: { message: 'invalid API key' } }));
-    }
-    const form = new URLSearchParams(body);
-    response.end(
-      JSON.stringify({
-        id: `ch_${randomBase62(14)}`,
-        object: 'charge',
-        amount: Number(form.get('amount')),
-        currency: form.get('currency'),
-        status: 'succeeded',
-      }),
-    );
-  });
-  let port;
-  try {
-    port = await listen(server, STRIPE_PORT);
-  } catch (error) {
-    if (error.code !== 'EADDRINUSE') throw error;
-    port = await listen(server, 0);
-  }
-  return {
-    port,
-    take: () => charges.splice(0),
-    close: () => closeHttp(server),
-  };
-}
-
-/** The attacker's collector: records whatever arrives. */
-async function startAttackerHttp() {
-  const posts = [];
-  const server = http.createServer(async (request, response) => {
-    const body = await readBody(request);
-    posts.push({ method: request.method, url: request.url, body });
-    response.setHeader('connection', 'close');
-    response.statusCode = 204;
-    response.end();
-  });
-  const port = await listen(server, 0);
-  return { port, take: () => posts.splice(0), close: () => closeHttp(server) };
-}
-
-/** The attacker's name server: records every name it is asked for and answers NXDOMAIN. */
-async function startAttackerDns() {
-  const queries = [];
-  const socket = dgram.createSocket('udp4');
-  socket.on('message', (packet, from) => {
-    const name = questionName(packet);
-    if (name === null) return;
-    queries.push(name);
-    socket.send(nxdomain(packet), from.port, from.address);
-  });
-  const port = await new Promise((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(0, '127.0.0.1', () => {
-      socket.off('error', reject);
-      resolve(socket.address().port);
-    });
-  });
-  return { port, take: () => queries.splice(0), close: () => new Promise((resolve) => socket.close(resolve)) };
-}
-
-/** The first question's name in a DNS query (RFC 1035 §4.1), or null for anything malformed. */
-function questionName(packet) {
-  if (packet.length < 12 || packet.readUInt16BE(4) < 1) return null;
-  const labels = [];
-  let offset = 12;
-  while (offset < packet.length) {
-    const length = packet[offset];
-    if (length === 0) return labels.join('.');
-    if (length > 63 || offset + 1 + length > packet.length) return null;
-    labels.push(packet.toString('latin1', offset + 1, offset + 1 + length));
-    offset += 1 + length;
-  }
-  return null;
-}
-
-/** The query sent back as a response with RCODE 3 (name error), question included, no answers. */
-function nxdomain(query) {
-  const response = Buffer.from(query);
-  const flags = query.readUInt16BE(2);
-  // QR=1, keep opcode and RD, RA=1, RCODE=3.
-  response.writeUInt16BE(0x8000 | (flags & 0x7900) | 0x0080 | 0x0003, 2);
-  response.writeUInt16BE(0, 6); // ANCOUNT
-  response.writeUInt16BE(0, 8); // NSCOUNT
-  response.writeUInt16BE(0, 10); // ARCOUNT (drops an EDNS OPT record, which a plain response may omit)
-  const end = questionEnd(query);
-  return end === null ? response : response.subarray(0, end);
-}
-
-function questionEnd(packet) {
-  let offset = 12;
-  while (offset < packet.length && packet[offset] !== 0) offset += 1 + packet[offset];
-  const end = offset + 1 + 4; // the root label, QTYPE, QCLASS
-  return end <= packet.length ? end : null;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Small helpers
-
-function randomBase62(length) {
-  const alphabet = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
-  let out = '';
-  for (const byte of randomBytes(length * 2)) {
-    if (byte < 248) out += alphabet[byte % 62];
-    if (out.length === length) break;
-  }
-  return out.padEnd(length, '0');
-}
-
-/** The key shown the way a careful log shows it: prefix and last four, the rest dotted out. */
-function mask(text, key) {
-  const visible = `${key.slice(0, 8)}${'•'.repeat(12)}${key.slice(-4)}`;
-  return text
-    .split(key)
-    .join(visible)
-    .split(encodeURIComponent(key))
-    .join(visible)
-    .split(key.toLowerCase())
-    .join(visible.toLowerCase());
-}
-
-function safeJson(text) {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-function colours() {
-  const env = process.env;
-  const enabled = env.FORCE_COLOR ? env.FORCE_COLOR !== '0' : Boolean(process.stdout.isTTY) && !env.NO_COLOR;
-  const wrap = (open, close) => (text) => (enabled ? `\u001b[${open}m${text}\u001b[${close}m` : String(text));
-  return {
-    bold: wrap(1, 22),
-    dim: wrap(2, 22),
-    red: wrap(31, 39),
-    green: wrap(32, 39),
-    yellow: wrap(33, 39),
-    cyan: wrap(36, 39),
-  };
 }

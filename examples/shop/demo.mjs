@@ -22,17 +22,24 @@
 // Ports: the policies name the fake Stripe at 127.0.0.1:4242 and log-beacon has the attacker at 7666 (HTTP)
 // and 7653 (DNS). When one of them is taken, or --policy is given, the demo runs a temporary copy of the shop
 // with the ports rewritten instead of the shop itself. The gateway takes 8788, or any free port.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import dgram from 'node:dgram';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import {
+  mask,
+  portIsFree,
+  randomBase62,
+  runNode,
+  safeJson,
+  startAttackerDns,
+  startAttackerHttp,
+  startStripe,
+  storyteller,
+} from '../lib/demo-kit.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO_ROOT = path.resolve(HERE, '../..');
@@ -60,18 +67,7 @@ const WEBHOOK_MESSAGES = [
 ];
 const EXPECTED_FAILURES = ['msg-3'];
 
-const paint = colours();
-let stdoutOpen = true;
-process.stdout.on('error', (error) => {
-  if (error.code !== 'EPIPE') throw error;
-  stdoutOpen = false;
-});
-const say = (line = '') => stdoutOpen && process.stdout.write(`${line}\n`);
-const problems = [];
-const expect = (condition, message) => {
-  if (!condition) problems.push(message);
-  return Boolean(condition);
-};
+const { paint, say, expect, problems, stdoutIsOpen } = storyteller();
 
 main().then(
   (code) => exit(code),
@@ -86,7 +82,7 @@ main().then(
 /** Exits once stdout has drained: keep-alive sockets or a stray timer must never leave CI waiting. */
 function exit(code) {
   process.exitCode = code;
-  if (!stdoutOpen) process.exit(code);
+  if (!stdoutIsOpen()) process.exit(code);
   process.stdout.write('', () => process.exit(code));
 }
 
@@ -262,7 +258,7 @@ async function loadCli() {
 class HostOutput extends Writable {
   live = false;
   _write(chunk, _encoding, done) {
-    if (this.live && stdoutOpen) process.stdout.write(chunk);
+    if (this.live && stdoutIsOpen()) process.stdout.write(chunk);
     done();
   }
 }
@@ -446,6 +442,7 @@ function unguardedCalls(place, home) {
     const run = await runNode(['--input-type=module', '-e', script, JSON.stringify(event)], {
       cwd: path.dirname(handler),
       env,
+      timeoutMs: CHILD_TIMEOUT_MS,
     });
     const line = run.stdout.split('\n').find((text) => text.startsWith('@@result@@'));
     if (!line) {
@@ -820,9 +817,9 @@ function makeHome(scratch) {
 
 async function startServers() {
   const config = JSON.parse(readFileSync(path.join(HERE, 'perimeter.config.json'), 'utf8'));
-  const stripe = await startStripe(config.functions.checkout.env.STRIPE_API_KEY);
-  const attacker = await startAttackerHttp();
-  const dns = await startAttackerDns();
+  const stripe = await startStripe({ key: config.functions.checkout.env.STRIPE_API_KEY, port: STRIPE_PORT });
+  const attacker = await startAttackerHttp({ port: ATTACKER_HTTP_PORT });
+  const dns = await startAttackerDns({ port: ATTACKER_DNS_PORT });
   return {
     stripe,
     attacker,
@@ -831,194 +828,8 @@ async function startServers() {
   };
 }
 
-function listen(server, port) {
-  return new Promise((resolve, reject) => {
-    const onError = (error) => {
-      server.off('listening', onListening);
-      reject(error);
-    };
-    const onListening = () => {
-      server.off('error', onError);
-      resolve(server.address().port);
-    };
-    server.once('error', onError);
-    server.once('listening', onListening);
-    server.listen(port, '127.0.0.1');
-  });
-}
-
-/** The fixed port when free, else any: the caller then runs a copy that knows the port. */
-async function listenPreferring(server, port) {
-  try {
-    return await listen(server, port);
-  } catch (error) {
-    if (error.code !== 'EADDRINUSE' && error.code !== 'EACCES') throw error;
-    return listen(server, 0);
-  }
-}
-
-async function portIsFree(port) {
-  const probe = net.createServer();
-  try {
-    await listen(probe, port);
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await new Promise((resolve) => probe.close(() => resolve()));
-  }
-}
-
-function readBody(request) {
-  return new Promise((resolve) => {
-    let body = '';
-    request.setEncoding('utf8');
-    request.on('data', (chunk) => {
-      body += chunk;
-    });
-    request.on('end', () => resolve(body));
-  });
-}
-
-function closeHttp(server) {
-  return new Promise((resolve) => {
-    server.closeAllConnections();
-    server.close(() => resolve());
-  });
-}
-
-/** A fake Stripe: POST /v1/charges with the shop's key gets a charge object, anything else an error. */
-async function startStripe(key) {
-  const charges = [];
-  const server = http.createServer(async (request, response) => {
-    const body = await readBody(request);
-    response.setHeader('content-type', 'application/json');
-    response.setHeader('connection', 'close');
-    if (request.method !== 'POST' || request.url !== '/v1/charges') {
-      response.statusCode = 404;
-      return response.end(JSON.stringify({ error: { message: `no route ${request.method} ${request.url}` } }));
-    }
-    charges.push({ authorization: request.headers.authorization ?? '', body });
-    if (request.headers.authorization !== `Bearer ${key}`) {
-      response.statusCode = 401;
-      return response.end(JSON.stringify({ error: { message: 'invalid API key' } }));
-    }
-    const form = new URLSearchParams(body);
-    response.end(
-      JSON.stringify({
-        id: `ch_${randomBase62(14)}`,
-        object: 'charge',
-        amount: Number(form.get('amount')),
-        currency: form.get('currency'),
-        status: 'succeeded',
-      }),
-    );
-  });
-  const port = await listenPreferring(server, STRIPE_PORT);
-  return { port, url: `http://127.0.0.1:${port}`, take: () => charges.splice(0), close: () => closeHttp(server) };
-}
-
-/** The attacker's collector: records whatever arrives. */
-async function startAttackerHttp() {
-  const posts = [];
-  const server = http.createServer(async (request, response) => {
-    const body = await readBody(request);
-    posts.push({ method: request.method, url: request.url, body });
-    response.setHeader('connection', 'close');
-    response.statusCode = 204;
-    response.end();
-  });
-  const port = await listenPreferring(server, ATTACKER_HTTP_PORT);
-  return { port, url: `http://127.0.0.1:${port}`, take: () => posts.splice(0), close: () => closeHttp(server) };
-}
-
-/** The attacker's name server: records every name it is asked for and answers NXDOMAIN. */
-async function startAttackerDns() {
-  const queries = [];
-  const bind = (port) =>
-    new Promise((resolve, reject) => {
-      const socket = dgram.createSocket('udp4');
-      socket.once('error', reject);
-      socket.bind(port, '127.0.0.1', () => {
-        socket.off('error', reject);
-        resolve(socket);
-      });
-    });
-  let socket;
-  try {
-    socket = await bind(ATTACKER_DNS_PORT);
-  } catch {
-    socket = await bind(0);
-  }
-  socket.on('message', (packet, from) => {
-    const name = questionName(packet);
-    if (name === null) return;
-    queries.push(name);
-    socket.send(nxdomain(packet), from.port, from.address);
-  });
-  const port = socket.address().port;
-  return {
-    port,
-    address: `127.0.0.1:${port}`,
-    take: () => queries.splice(0),
-    close: () => new Promise((resolve) => socket.close(() => resolve())),
-  };
-}
-
-/** The first question's name in a DNS query (RFC 1035 §4.1), or null for anything malformed. */
-function questionName(packet) {
-  if (packet.length < 12 || packet.readUInt16BE(4) < 1) return null;
-  const labels = [];
-  let offset = 12;
-  while (offset < packet.length) {
-    const length = packet[offset];
-    if (length === 0) return labels.join('.');
-    if (length > 63 || offset + 1 + length > packet.length) return null;
-    labels.push(packet.toString('latin1', offset + 1, offset + 1 + length));
-    offset += 1 + length;
-  }
-  return null;
-}
-
-/** The query sent back as a response with RCODE 3 (name error), question included, no answers. */
-function nxdomain(query) {
-  const response = Buffer.from(query);
-  const flags = query.readUInt16BE(2);
-  // QR=1, keep opcode and RD, RA=1, RCODE=3.
-  response.writeUInt16BE(0x8000 | (flags & 0x7900) | 0x0080 | 0x0003, 2);
-  response.writeUInt16BE(0, 6);
-  response.writeUInt16BE(0, 8);
-  response.writeUInt16BE(0, 10);
-  let offset = 12;
-  while (offset < query.length && query[offset] !== 0) offset += 1 + query[offset];
-  const end = offset + 1 + 4;
-  return end <= query.length ? response.subarray(0, end) : response;
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Small helpers
-
-function runNode(args, { cwd, env }) {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding('utf8').on('data', (chunk) => {
-      stderr += chunk;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), CHILD_TIMEOUT_MS);
-    child.on('error', (error) => {
-      stderr += String(error);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 /** Width, height of a PNG file (its IHDR), or null when the file is missing or not a PNG. */
 function readPng(file) {
@@ -1056,16 +867,6 @@ function counted(lines) {
   return [...counts].map(([line, count]) => (count > 1 ? `${line} ×${count}` : line));
 }
 
-/** Secrets shown the way a careful log shows them: prefix and last four, the rest dotted out. */
-function mask(text, secrets) {
-  let out = String(text);
-  for (const secret of secrets) {
-    const visible = `${secret.slice(0, 8)}${'•'.repeat(8)}${secret.slice(-4)}`;
-    out = out.split(secret).join(visible).split(encodeURIComponent(secret)).join(visible);
-  }
-  return out;
-}
-
 function homeless(text, home) {
   return String(text).split(home.dir).join('~');
 }
@@ -1082,37 +883,4 @@ function firstLines(text, count) {
 function money(order) {
   const symbol = { eur: '€', usd: '$', gbp: '£' }[order.currency] ?? '';
   return `${symbol}${(order.amount / 100).toFixed(2)}`;
-}
-
-function randomBase62(length) {
-  const alphabet = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
-  let out = '';
-  for (const byte of randomBytes(length * 2)) {
-    if (byte < 248) out += alphabet[byte % 62];
-    if (out.length === length) break;
-  }
-  return out.padEnd(length, '0');
-}
-
-function safeJson(text) {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-function colours() {
-  const env = process.env;
-  const enabled = env.FORCE_COLOR ? env.FORCE_COLOR !== '0' : Boolean(process.stdout.isTTY) && !env.NO_COLOR;
-  const wrap = (open, close) => (text) => (enabled ? `\u001b[${open}m${text}\u001b[${close}m` : String(text));
-  return {
-    enabled,
-    bold: wrap(1, 22),
-    dim: wrap(2, 22),
-    red: wrap(31, 39),
-    green: wrap(32, 39),
-    yellow: wrap(33, 39),
-    cyan: wrap(36, 39),
-  };
 }
