@@ -8,6 +8,7 @@
  * `/proc/self`. Rules are matched against that real path only.
  */
 import {
+  fsExistsSync,
   fsLstatSync,
   fsReadlinkSync,
   fsRealpathSyncNative,
@@ -112,6 +113,10 @@ function guardPackageDir(): string {
 
 /** The real path of an existing path, or the path itself. Used at compile time only. */
 function realOrSelf(path: string): string {
+  // Most default and always-denied paths do not exist on a given machine (~/.aws, /run/secrets, /etc/pki…), and a
+  // failing realpath costs ~10 µs for the error it throws; asking first is ~3 µs. Same answer either way: a path
+  // that does not exist (or cannot be reached) is itself.
+  if (!fsExistsSync(path)) return path;
   try {
     return fsRealpathSyncNative(path);
   } catch {
@@ -561,6 +566,8 @@ const REMEMBER_LIMIT = 4096;
 
 /** Whether a write rule matches `path` or a directory above it. A pure function of the string: memoised per folder. */
 function changeable(policy: CompiledFs, path: string): boolean {
+  // No write rule at all, the common case: nothing is, and the zone lookup below is spared on every new path.
+  if (policy.rules.write.length === 0 && policy.defaults.write.length === 0) return false;
   if (functionAllows(policy, 'write', path, sensitiveZone(policy, path))) return true;
   const slash = StringLastIndexOf(path, '/');
   if (slash <= 0) return functionAllows(policy, 'write', '/', null);
@@ -620,6 +627,9 @@ export function decideFs(
       if (++remembered.size > REMEMBER_LIMIT) forgetFsDecisions();
       cache[absolute] = how;
     }
+    // What evaluateFs would answer (steps 2–5 on the same zone and rules), without matching every rule a second
+    // time: every file the module loader reads for the first time comes through here.
+    if (how === BY_DEFAULTS || (how === BY_RULES && !policy.packageRules)) return { verdict: ALLOWED, real };
   }
   return { verdict: evaluateFs(policy, access, real, packagesOnStack), real };
 }
