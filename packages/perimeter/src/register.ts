@@ -1,7 +1,8 @@
 /**
  * The preload: `node --import perimeter/register`, `node --require perimeter/register` or
  * `NODE_OPTIONS="--import perimeter/register"`. CommonJS on purpose, so both flags load the same single copy and
- * it also works where only `--require` is honoured.
+ * it also works where only `--require` is honoured: `--import perimeter/register` resolves to dist/register.mjs,
+ * a two-line ES module that requires this file (see scripts/bundle-runtime.mjs for why not this file directly).
  *
  * It loads the runtime (dist/perimeter.js) through a V8 code cache kept beside it: compiling and lazily
  * compiling the runtime's functions is about half of the guard's start, and a cache produced after a start
