@@ -50,6 +50,12 @@ await build({
   entryPoints: [join(dist, 'index.js')],
   outfile: join(dist, 'perimeter.js'),
   define: { PERIMETER_BUNDLED: 'true' },
+  // The bundle's own CommonJS module object, named outside every bundled module (inside them `module` is esbuild's
+  // stand-in): pristine.ts takes Node's Module class from it instead of loading `node:module`. The banner comes
+  // before esbuild's "use strict", so it repeats the directive to keep the whole file strict.
+  banner: {
+    js: '"use strict";\nvar PERIMETER_NODE_MODULE = typeof module === "object" && module !== null ? module : void 0;',
+  },
   plugins: [leaveOutProcessGuard],
 });
 
