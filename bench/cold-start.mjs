@@ -17,6 +17,7 @@ import {
   median,
   quantile,
   REGISTER,
+  REGISTER_IMPORT,
   ratio,
   requireBuiltGuard,
   rotation,
@@ -114,21 +115,25 @@ function variants(dir) {
   const [startMjs, stopMjs] = timers('mjs');
   return [
     { id: 'none', label: 'no guard', args: [] },
-    { id: 'import', label: '--import perimeter/register', args: ['--import', REGISTER], baseline: 'none' },
+    { id: 'import', label: '--import perimeter/register', args: ['--import', REGISTER_IMPORT], baseline: 'none' },
     { id: 'require', label: '--require perimeter/register', args: ['--require', REGISTER], baseline: 'none' },
     // A function with dependencies: every file the module loader reads is a file system access the guard sees.
     { id: 'deps-none', label: `no guard, +${DEPENDENCY_FILES} dependency files`, args: [], main: 'handler-deps.mjs' },
     {
       id: 'deps-import',
       label: `--import, +${DEPENDENCY_FILES} dependency files`,
-      args: ['--import', REGISTER],
+      args: ['--import', REGISTER_IMPORT],
       main: 'handler-deps.mjs',
       baseline: 'deps-none',
     },
     // In-process breakdown; the floor is the two timers with nothing between them.
     { id: 'timer-floor', args: ['--require', startCjs, '--require', stopCjs], timing: true },
     { id: 'timed-require', args: ['--require', startCjs, '--require', REGISTER, '--require', stopCjs], timing: true },
-    { id: 'timed-import', args: ['--import', startMjs, '--import', REGISTER, '--import', stopMjs], timing: true },
+    {
+      id: 'timed-import',
+      args: ['--import', startMjs, '--import', REGISTER_IMPORT, '--import', stopMjs],
+      timing: true,
+    },
   ];
 }
 
@@ -184,7 +189,7 @@ export default {
   method: [
     'A handler file (ESM: imports `node:http` and `node:crypto`, builds a keep-alive Agent, exports a handler, prints `performance.now()` and exits) started as a fresh process, with a 4-rule policy file beside it (found the way the preload finds it in production).',
     '**wall**: parent-side time around `spawnSync` (exec → exit). **CPU**: `process.cpuUsage()` (user + system, all threads) in the handler once it is defined: the work done from process start to ready, which unlike wall time does not grow when other processes compete for the cores. Variants alternate in rotating order within each round; **added** is the median of the per-round differences to "no guard", **ratio** is median/median of wall.',
-    '**guard start (in process)**: `performance.now()` in a `--require`/`--import` preload before and after the guard preload, minus the same two timers with nothing between them.',
+    '**guard start (in process)**: `performance.now()` in a `--require`/`--import` preload before and after the guard preload, minus the same two timers with nothing between them. `--import` loads what `--import perimeter/register` resolves to (`dist/register.mjs`), `--require` loads `dist/register.js`.',
     '**+200 dependency files**: the same handler first `require`s 20 CommonJS packages of 10 files each from `node_modules` (every file the module loader reads passes the fs guard); its added time is against the same app without the guard.',
     '**network calls at start**: the guarded start run under `strace -f -e trace=connect,sendto,sendmsg,sendmmsg`; any AF_INET/AF_INET6 call counts.',
   ],
@@ -250,7 +255,7 @@ export default {
     });
 
     const network = [
-      ['--import', networkCallsAtStart(node, dir, env, ['--import', REGISTER])],
+      ['--import', networkCallsAtStart(node, dir, env, ['--import', REGISTER_IMPORT])],
       ['--require', networkCallsAtStart(node, dir, env, ['--require', REGISTER])],
     ];
 

@@ -17,6 +17,8 @@ const PACKAGE = path.join(REPO_ROOT, 'packages', 'perimeter');
 // Live bindings: snapshotGuard() points them at a private copy, which child processes inherit (inheritedDist).
 export let DIST = inheritedDist();
 export let REGISTER = path.join(DIST, 'register.js');
+/** What `--import perimeter/register` resolves to (the package's "import" condition); it requires REGISTER. */
+export let REGISTER_IMPORT = path.join(DIST, 'register.mjs');
 
 function inheritedDist() {
   // A guarded child started by a benchmark: its preload is the copy being measured, and it must load the same
@@ -25,7 +27,8 @@ function inheritedDist() {
   for (let i = 0; i < argv.length - 1; i++) {
     if (
       ['--import', '--require', '-r'].includes(argv[i]) &&
-      argv[i + 1].endsWith(`${path.sep}dist${path.sep}register.js`)
+      (argv[i + 1].endsWith(`${path.sep}dist${path.sep}register.js`) ||
+        argv[i + 1].endsWith(`${path.sep}dist${path.sep}register.mjs`))
     ) {
       return path.dirname(argv[i + 1]);
     }
@@ -100,8 +103,10 @@ export function nodeBinaries(majors) {
 }
 
 export function requireBuiltGuard() {
-  if (!existsSync(REGISTER)) {
-    throw new Error(`${path.relative(REPO_ROOT, REGISTER)} is missing: run \`npm run build\` (or \`npm run bench\`)`);
+  for (const file of [REGISTER, REGISTER_IMPORT]) {
+    if (!existsSync(file)) {
+      throw new Error(`${path.relative(REPO_ROOT, file)} is missing: run \`npm run build\` (or \`npm run bench\`)`);
+    }
   }
 }
 
@@ -134,6 +139,7 @@ export function snapshotGuard() {
   }
   DIST = path.join(copy, 'dist');
   REGISTER = path.join(DIST, 'register.js');
+  REGISTER_IMPORT = path.join(DIST, 'register.mjs');
   process.env.BENCH_PERIMETER_DIST = DIST;
   return describeBuild(DIST);
 }

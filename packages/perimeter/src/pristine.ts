@@ -4,7 +4,7 @@
  * `Array.prototype.push`, a module export): a hostile package that swaps them must not change our decisions.
  */
 import fs from 'node:fs';
-import module from 'node:module';
+import type NodeModule from 'node:module';
 import path from 'node:path';
 import url from 'node:url';
 
@@ -49,14 +49,41 @@ export const pathJoin = path.join;
 export const pathSep = path.sep;
 export const urlDomainToASCII = url.domainToASCII;
 export const fileURLToPath = url.fileURLToPath;
-export const syncBuiltinESMExports = module.syncBuiltinESMExports;
+/** Set by the bundle (scripts/bundle-runtime.mjs) to its own CommonJS module object, outside every bundled module. */
+declare const PERIMETER_NODE_MODULE: { constructor?: unknown } | undefined;
+
+/**
+ * Node's CommonJS `Module` class, which is what `node:module` exports. Taken from the bundle's own module object
+ * when it has one: requiring `node:module` loads the public module and the source-map support it re-exports (0.1–0.4
+ * ms of every cold start) only to hand back this same class, which already carries createRequire, registerHooks,
+ * syncBuiltinESMExports and _load. In the preload nothing else has run yet, so the class is as pristine either way.
+ */
+export const ModuleClass: typeof NodeModule = nodeModuleClass();
+
+function nodeModuleClass(): typeof NodeModule {
+  const own =
+    typeof PERIMETER_NODE_MODULE === 'object' && PERIMETER_NODE_MODULE !== null
+      ? (PERIMETER_NODE_MODULE.constructor as any)
+      : undefined;
+  if (
+    typeof own === 'function' &&
+    typeof own.createRequire === 'function' &&
+    typeof own.syncBuiltinESMExports === 'function' &&
+    typeof own._load === 'function'
+  ) {
+    return own;
+  }
+  return require('node:module');
+}
+
+export const syncBuiltinESMExports = ModuleClass.syncBuiltinESMExports;
 
 /** Loads a built-in without going through the (hooked) public module loader. */
 export const getBuiltinModule: (id: string) => any =
   typeof (process as any).getBuiltinModule === 'function'
     ? (process as any).getBuiltinModule.bind(process)
     : // Node < 20.16: module.createRequire still reaches the built-in; our load hook ignores the guard's own loads.
-      module.createRequire(__filename);
+      ModuleClass.createRequire(__filename);
 
 /** The folder the guard's compiled code lives in (dist/): workers get `dist/register.js` from here. */
 export const ownDirectory = __dirname;

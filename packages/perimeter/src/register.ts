@@ -1,7 +1,8 @@
 /**
  * The preload: `node --import perimeter/register`, `node --require perimeter/register` or
  * `NODE_OPTIONS="--import perimeter/register"`. CommonJS on purpose, so both flags load the same single copy and
- * it also works where only `--require` is honoured.
+ * it also works where only `--require` is honoured: `--import perimeter/register` resolves to dist/register.mjs,
+ * a two-line ES module that requires this file (see scripts/bundle-runtime.mjs for why not this file directly).
  *
  * It loads the runtime (dist/perimeter.js) through a V8 code cache kept beside it: compiling and lazily
  * compiling the runtime's functions is about half of the guard's start, and a cache produced after a start
@@ -14,9 +15,16 @@
  * /var/task), produce it at build time by starting the guard once with the target Node version.
  */
 import fs from 'node:fs';
-import Module from 'node:module';
+import type NodeModule from 'node:module';
 import path from 'node:path';
 import vm from 'node:vm';
+
+// This file's own module object is an instance of the class `node:module` exports: requiring that module would load
+// the public module and its source-map support (0.1–0.4 ms of cold start) to hand back the same class.
+const Module: typeof NodeModule =
+  typeof (module.constructor as Partial<typeof NodeModule>).createRequire === 'function'
+    ? (module.constructor as typeof NodeModule)
+    : require('node:module');
 
 interface Runtime {
   startFromEnvironment(): void;
@@ -48,7 +56,7 @@ function loadRuntime(): Runtime {
   }
   const wrapped = `(function (exports, require, module, __filename, __dirname) {${source}\n})`;
   const script = new vm.Script(wrapped, { filename: runtimeFile, cachedData });
-  const module = new Module(runtimeFile, require.main ?? undefined) as Module & { paths: string[] };
+  const module = new Module(runtimeFile, require.main ?? undefined) as NodeModule & { paths: string[] };
   module.filename = runtimeFile;
   module.paths = (Module as any)._nodeModulePaths(__dirname);
   // Registered before it runs, as Node does: a require cycle back into the runtime gets this instance.

@@ -12,6 +12,8 @@ import { dirname, join, resolve } from 'node:path';
 
 export const PACKAGE_ROOT = resolve(__dirname, '../../');
 export const REGISTER = join(PACKAGE_ROOT, 'dist/register.js');
+/** What `--import perimeter/register` resolves to (the exports map's "import" condition): it requires REGISTER. */
+export const REGISTER_IMPORT = join(PACKAGE_ROOT, 'dist/register.mjs');
 export const FIXTURES = join(PACKAGE_ROOT, 'test/fixtures');
 export const NODE = process.env.PERIMETER_TEST_NODE || process.execPath;
 export const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
@@ -68,9 +70,9 @@ export async function runGuarded(options: RunOptions): Promise<GuardedRun> {
     PERIMETER_EVENTS_FILE: eventsFile,
     ...options.env,
   };
-  if (preload === 'import') nodeArgs.push('--import', REGISTER);
+  if (preload === 'import') nodeArgs.push('--import', REGISTER_IMPORT);
   if (preload === 'require') nodeArgs.push('--require', REGISTER);
-  if (preload === 'node-options') env.NODE_OPTIONS = `--import ${REGISTER}`;
+  if (preload === 'node-options') env.NODE_OPTIONS = `--import ${REGISTER_IMPORT}`;
   const child = spawn(NODE, [...nodeArgs, options.script, ...(options.args ?? [])], {
     cwd: dir,
     env,

@@ -15,11 +15,11 @@
  * see the guarded functions.
  */
 import { subscribe } from 'node:diagnostics_channel';
-import module from 'node:module';
 import { activePolicy } from '../guard.js';
 import {
   ArrayIncludes,
   getBuiltinModule,
+  ModuleClass,
   ObjectDefineProperty,
   ObjectGetOwnPropertyDescriptor,
   ObjectHasOwn,
@@ -63,7 +63,7 @@ function fileSystem(): void {
   // `node:fs/promises` is invisible: patched now.
   const descriptor = ObjectGetOwnPropertyDescriptor(fs, 'promises');
   const originalGet = descriptor?.get;
-  if (typeof (module as any).registerHooks !== 'function' || !originalGet || !descriptor.configurable) {
+  if (typeof (ModuleClass as any).registerHooks !== 'function' || !originalGet || !descriptor.configurable) {
     ensureGuarded('fs/promises');
     return;
   }
@@ -182,7 +182,7 @@ export function installInterceptors(): void {
     );
   }
 
-  const registerHooks = (module as any).registerHooks as undefined | ((hooks: object) => unknown);
+  const registerHooks = (ModuleClass as any).registerHooks as undefined | ((hooks: object) => unknown);
   if (typeof registerHooks === 'function') {
     registerHooks({
       resolve(specifier: string, context: unknown, nextResolve: (s: string, c: unknown) => { url: string }) {
@@ -193,7 +193,7 @@ export function installInterceptors(): void {
     });
     return;
   }
-  const Module = module as any;
+  const Module = ModuleClass as any;
   guardProperty(
     Module,
     '_load',

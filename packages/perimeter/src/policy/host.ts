@@ -36,6 +36,11 @@ export function normalizeHost(raw: string): string | null {
   return normalized;
 }
 
+// The control characters (\p{Cc}: exactly U+0000–U+001F and U+007F–U+009F) spelled as ranges: a \p{…} class makes V8
+// build a Unicode property set on first use, ~0.2 ms of every cold start (the first policy host goes through here).
+// biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+const NOT_IN_A_HOST = /[\s/?#\\%@\u0000-\u001f\u007f-\u009f]/;
+
 function normalizeUncached(raw: string): string | null {
   let host = StringTrim(raw);
   const bracketed = StringStartsWith(host, '[') && StringEndsWith(host, ']');
@@ -44,7 +49,7 @@ function normalizeUncached(raw: string): string | null {
   if (bracketed) return null; // brackets hold an IPv6 address, never a name: "[evil.com]" is not evil.com
   // domainToASCII parses like a URL: it stops at "/", "?", "#" or "\\", drops tabs and decodes "%2e", so
   // "allowed.com/x" would read as allowed.com while the connection looks up the whole string. Not a host.
-  if (RegExpExec(/[\s/?#\\%@\p{Cc}]/u, host) !== null) return null;
+  if (RegExpExec(NOT_IN_A_HOST, host) !== null) return null;
   const ascii = urlDomainToASCII(StringToLowerCase(host));
   const canonical = StringEndsWith(ascii, '.') ? StringSlice(ascii, 0, -1) : ascii;
   // domainToASCII accepts empty labels ("a..b", ".", "x.."); no DNS name has one, and a rule must not either.

@@ -84,6 +84,46 @@ console.log('guards:' + guards.length);`,
     assert.ok(!server.requests.some((q) => q.url === '/twice'));
   });
 
+  test('perimeter/register: --import gets the ES entry, --require the CommonJS file, and both start one guard', async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'node_modules'));
+    symlinkSync(PACKAGE_ROOT, join(dir, 'node_modules', 'perimeter'), 'dir');
+    const r = await runGuarded({
+      dir,
+      policy: { mode: 'block' },
+      script: 'handler.mjs',
+      preload: 'none',
+      env: { NODE_OPTIONS: '--require perimeter/register --import perimeter/register' },
+      files: {
+        'handler.mjs': `import { createRequire } from 'node:module';
+console.log(import.meta.resolve('perimeter/register').split('/').pop());
+console.log(createRequire(import.meta.url).resolve('perimeter/register').split('/').pop());
+${ESM_HANDLER}
+const guards = Object.getOwnPropertySymbols(globalThis).filter((s) => s.description === 'perimeter.guard');
+console.log('guards:' + guards.length);`,
+      },
+      args: [`${server.url}/by-name`],
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split('\n'), ['register.mjs', 'register.js', 'ERR_PERIMETER_BLOCKED', 'guards:1']);
+    assert.equal(r.events.length, 1, 'one denial, one event: a second install would judge (and report) twice');
+    assert.ok(!server.requests.some((q) => q.url === '/by-name'));
+  });
+
+  test('--import of the CommonJS preload file itself (an absolute path to dist/register.js) guards too', async () => {
+    const r = await runGuarded({
+      policy: { mode: 'block' },
+      script: 'handler.mjs',
+      preload: 'none',
+      env: { NODE_OPTIONS: `--import ${REGISTER}` },
+      files: { 'handler.mjs': ESM_HANDLER },
+      args: [`${server.url}/cjs-file`],
+    });
+    assert.equal(r.stdout.trim(), 'ERR_PERIMETER_BLOCKED', r.stderr);
+    assert.equal(r.events.length, 1);
+    assert.ok(!server.requests.some((q) => q.url === '/cjs-file'));
+  });
+
   const INVALID: Array<{ name: string; text: string; code: string; key: RegExp }> = [
     {
       name: 'bad JSON',

@@ -92,6 +92,47 @@ describe('defaults', () => {
   });
 });
 
+describe('always-denied areas', () => {
+  test('a path outside every zone is judged by the rules; one under a zone by the zone, whatever its first component', () => {
+    const policy = compile();
+    const reason = (path: string) =>
+      (decideFs(policy, 'read', path, true, noStack).verdict as { reason?: string }).reason;
+    assert.equal(reason(`${root}/elsewhere.txt`), 'no-rule');
+    assert.equal(reason(home), 'sensitive-path');
+    assert.equal(reason(`${home}/.aws/credentials`), 'sensitive-path');
+    assert.equal(reason('/etc/shadow'), 'sensitive-path');
+    assert.equal(reason('/etc/passwd'), 'no-rule', 'same first component as /etc/shadow, outside it');
+    assert.equal(reason('/opt/perimeter-no-such-dir/file'), 'no-rule');
+  });
+
+  test('a HOME that really is / makes every path sensitive', () => {
+    const slash = `${root}/slash-home`;
+    symlinkSync('/', slash);
+    try {
+      const policy = compileFs(
+        {},
+        {
+          home: slash,
+          main: `${code}/handler.js`,
+          cwd: code,
+          taskRoot: undefined,
+          nodePath: [],
+          execPath: process.execPath,
+          guardDir: `${root}/guard`,
+          pid: PID,
+        },
+      );
+      // Under a first component no other zone has, so only the zone `/` can cover it.
+      for (const path of [`${root}/elsewhere.txt`, '/opt/perimeter-no-such-dir/file']) {
+        const decision = decideFs(policy, 'read', path, true, noStack);
+        assert.equal((decision.verdict as { reason?: string }).reason, 'sensitive-path', path);
+      }
+    } finally {
+      unlinkSync(slash);
+    }
+  });
+});
+
 describe('rules', () => {
   test('relative rules are anchored at the code folder, `~` at HOME; write does not imply read', () => {
     const policy = compile({ fs: { read: ['~/.cache/**'], write: ['../scratch/**'] } });

@@ -102,6 +102,21 @@ test('garbage is not a host', () => {
   }
 });
 
+test('a control character anywhere in a name makes it no host (every C0 and C1 control)', () => {
+  // The check spells \p{Cc} as ranges; this holds it to the Unicode property over the whole BMP.
+  for (let code = 0; code <= 0xffff; code++) {
+    const c = String.fromCharCode(code);
+    if (!/\p{Cc}/u.test(c)) continue;
+    assert.equal(normalizeHost(`exa${c}mple.com`), null, `U+${code.toString(16).padStart(4, '0')}`);
+  }
+  assert.equal(normalizeHost('exa\u00a0mple.com'), null, 'no-break space is \\s');
+  assert.equal(
+    normalizeHost('exa\u00a1mple.com'),
+    'xn--example-wha.com',
+    'U+00A1 is past the C1 range: IDNA judges it',
+  );
+});
+
 test('results are stable when the same host is asked twice (cache)', () => {
   assert.equal(normalizeHost('0x7f.1'), '127.0.0.1');
   assert.equal(normalizeHost('0x7f.1'), '127.0.0.1');
