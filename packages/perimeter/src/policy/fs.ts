@@ -120,9 +120,10 @@ function guardPackageDir(): string {
 function realOrSelf(path: string): string {
   // Most default and always-denied paths do not exist on a given machine (~/.aws, /run/secrets, /etc/pki…), and a
   // failing realpath costs ~10 µs for the error it throws; asking first is ~3 µs. Same answer either way: a path
-  // that does not exist (or cannot be reached) is itself.
-  if (!fsExistsSync(path)) return path;
+  // that does not exist (or cannot be reached) is itself. Under Node's permission model existsSync throws for a
+  // path outside --allow-fs-read (Node 20) instead of answering false: that path, too, is itself.
   try {
+    if (!fsExistsSync(path)) return path;
     return fsRealpathSyncNative(path);
   } catch {
     return path;
