@@ -109,8 +109,10 @@ const PATCHERS: Record<string, Patcher> = {
   inspector: () => patchInspector(getBuiltinModule('inspector')),
   'inspector/promises': () => patchInspector(getBuiltinModule('inspector')),
   child_process: childProcess,
-  // WASI's path_symlink and path_rename run in C++ (uvwasi), where no fs wrapper sees them.
+  // WASI's path_symlink and path_rename run in C++ (uvwasi), where no fs wrapper sees them; SQLite can load
+  // native extensions (loadExtension) past process.dlopen.
   wasi: stopRememberingWritablePaths,
+  sqlite: stopRememberingWritablePaths,
   // Not patched: what the process-guard chunk is compiled with is taken before user code can replace it.
   vm: captureCompileFunction,
   // These reach child_process through Node's internal loader, which no hook sees.

@@ -554,10 +554,10 @@ function packagesAllow(
  * Inside this process symlinks are put in place only by the fs functions that create, move, copy or remove
  * entries (intercept/fs.ts reports each of them before it starts and when it ends, and nothing is remembered
  * while one is in flight), or by something the guard cannot follow: a child process, a worker thread, a native
- * addon, a raw binding, an inspector session, WASI, module.register's hooks thread. The first of those turns
- * this memory off for good (a child can leave a grandchild behind, so "while it runs" is not enough), and in a
- * worker thread it is never on: the thread that started it changes the tree unseen. Other processes stay the
- * documented limit.
+ * addon, a raw binding, an inspector session, WASI, SQLite's extensions, module.register's hooks thread. The
+ * first of those turns this memory off for good (a child can leave a grandchild behind, so "while it runs" is
+ * not enough), and in a worker thread it is never on: the thread that started it changes the tree unseen. Other
+ * processes stay the documented limit.
  *
  * Null-prototype dictionaries, not Maps: a dependency that replaces `Map.prototype.has` must not be able to
  * make every path look remembered.
@@ -618,7 +618,7 @@ export function namespaceChangeEnds(): void {
 
 /**
  * Something that changes the file system where the guard cannot see it (a child process, a worker, a native
- * addon, a raw binding, an inspector session, WASI, module.register's hooks) is about to run: reads of writable paths are judged afresh
+ * addon, a raw binding, an inspector session, WASI, SQLite, module.register's hooks) is about to run: reads of writable paths are judged afresh
  * from now on.
  */
 export function stopRememberingWritablePaths(): void {

@@ -357,6 +357,15 @@ function remembered(scratch) {
 }
 `;
 
+function hasSqlite(): boolean {
+  try {
+    require('node:sqlite');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Runs a guarded script that asks for swaps on stdout ("swap <path>"); each is made here, then acknowledged. */
 async function runWithSwaps(
   script: string,
@@ -482,8 +491,10 @@ describe('every namespace-changing fs call forgets remembered /tmp reads', () =>
       `require('node:module').register?.('data:text/javascript,export%20{}')`,
       {},
     ],
+    ['loading node:sqlite (it can load native extensions)', `require('node:sqlite')`, {}],
   ] as const) {
-    test(`after ${name}, /tmp reads are judged afresh for good`, async () => {
+    const skip = name.includes('sqlite') && !hasSqlite() ? 'no node:sqlite on this Node' : false;
+    test(`after ${name}, /tmp reads are judged afresh for good`, { skip }, async () => {
       const { result } = await runWithSwaps(
         `${PROTOCOL}
         process.removeAllListeners('warning');
