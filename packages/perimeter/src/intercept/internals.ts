@@ -18,7 +18,7 @@ import type { PerimeterError } from '../errors.js';
 import { activePolicy, failClosed, reportDenial, stopRememberingWritablePaths } from '../guard.js';
 import { forgetPlatformAddonAfterLoad, isPlatformAddonLoad } from '../platform.js';
 import { evaluateAddon, evaluateWorker, rawBindingCapability, rawBindingMode } from '../policy/runtime-caps.js';
-import { fsRealpathSync, pathResolve, ReflectApply } from '../pristine.js';
+import { fsRealpathSync, getBuiltinModule, pathResolve, ReflectApply } from '../pristine.js';
 import { guardProperty } from './patch.js';
 
 export function callerPackagesOrUnknown(): string[] {
@@ -205,7 +205,8 @@ export function patchInspector(inspector: typeof import('node:inspector')): void
  * 24). Until that thread is guarded, its first use at least stops the fs guard from trusting its memory of
  * writable paths, which that thread could change unseen.
  */
-export function patchModuleRegister(moduleExports: typeof import('node:module')): void {
+export function patchModuleRegister(moduleExports: object = getBuiltinModule('module')): void {
+  // pristine.ts has loaded node:module already (syncBuiltinESMExports), so the default costs nothing at start.
   if (typeof (moduleExports as { register?: unknown }).register !== 'function') return;
   guardProperty(
     moduleExports,
@@ -216,6 +217,11 @@ export function patchModuleRegister(moduleExports: typeof import('node:module'))
         return ReflectApply(original, this, args);
       },
   );
+}
+
+/** For built-ins that change the file system past every wrapper when loaded (install.ts: wasi, sqlite). */
+export function unseenFileSystemChanges(): void {
+  stopRememberingWritablePaths();
 }
 
 /** A linked binding is native code the embedder added: an addon by another name. */

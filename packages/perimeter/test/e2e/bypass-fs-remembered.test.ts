@@ -491,6 +491,11 @@ describe('every namespace-changing fs call forgets remembered /tmp reads', () =>
       `require('node:module').register?.('data:text/javascript,export%20{}')`,
       {},
     ],
+    [
+      'module.register taken from an import() of node:module',
+      `(await import('node:module')).register('data:text/javascript,export%20{}')`,
+      {},
+    ],
     ['loading node:sqlite (it can load native extensions)', `require('node:sqlite')`, {}],
   ] as const) {
     const skip = name.includes('sqlite') && !hasSqlite() ? 'no node:sqlite on this Node' : false;
