@@ -24,7 +24,7 @@ const TARGET_NS = 1000; // < 1 µs added per fs call on an allowed path
 
 // Each operation is run `n` times per batch. `code` files live in the function's folder (a path the guard
 // remembers: no symlink, not writable); `scratch` files live in a folder the policy lets the function write,
-// so every call pays the full decision (realpath and rule matching).
+// remembered too until something in the process changes the tree (a rename, a symlink, a child process…).
 const DRIVER = `import fs from 'node:fs';
 import path from 'node:path';
 import { readConfig } from 'config-reader';
@@ -87,7 +87,7 @@ const OPERATIONS = [
   { id: 'readFileSync', label: 'readFileSync 64 B (code folder)' },
   { id: 'statSync', label: 'statSync (code folder)' },
   { id: 'existsSync', label: 'existsSync (code folder)' },
-  { id: 'readFileSyncWritableDir', label: 'readFileSync 64 B (writable folder: full decision)' },
+  { id: 'readFileSyncWritableDir', label: 'readFileSync 64 B (writable folder)' },
   { id: 'readFileSyncFromPackage', label: 'readFileSync 64 B called from a dependency' },
 ];
 
@@ -96,7 +96,7 @@ export default {
   title: 'File system calls',
   method: [
     'Three long-lived processes run the same loop: no guard, guard (`--import perimeter/register`, block policy with `fs.read`/`fs.write` rules), and guard with a `packages` fs rule for a dependency (turns on call-stack capture for every fs decision).',
-    'Operations on a 64-byte file: `readFileSync`, `statSync` and `existsSync` in the function folder (a path with no symlink that the policy does not let the process change: its decision is remembered), `readFileSync` in a folder the policy lets the function write (never remembered: a realpath syscall and rule matching on every call), and `readFileSync` called from inside a dependency.',
+    'Operations on a 64-byte file: `readFileSync`, `statSync` and `existsSync` in the function folder (a path with no symlink that the policy does not let the process change: its decision is remembered), `readFileSync` in a folder the policy lets the function write (remembered as well, and forgotten whenever the process renames, links, removes or creates entries, and for good once it starts a child process or a worker; the loop does none of these), and `readFileSync` called from inside a dependency.',
     OVERHEAD_TABLE_METHOD,
     'Before measuring, each process proves its state: reading /etc/shadow is blocked with ERR_PERIMETER_BLOCKED in the guarded ones and not in the unguarded one.',
   ],

@@ -16,6 +16,9 @@ import { redact } from './redact.js';
 import { scopePolicies } from './scope.js';
 import { maybeVerifyIntegrity } from './tamper.js';
 
+// Re-exported for the process-guard chunk, which shares guard.js with the main bundle: one memory to turn off.
+export { stopRememberingWritablePaths } from './policy/fs.js';
+
 interface GuardState {
   policy: CompiledPolicy;
   platform: PlatformEndpoint[];

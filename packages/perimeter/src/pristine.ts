@@ -102,6 +102,11 @@ const uncurryThis: <T extends (...args: any[]) => any>(
   [FunctionCall],
 ) as any;
 
+export const PromisePrototypeThen = uncurryThis(Promise.prototype.then) as (
+  promise: unknown,
+  onFulfilled: (value: unknown) => unknown,
+  onRejected: (reason: unknown) => unknown,
+) => Promise<unknown>;
 export const StringStartsWith = uncurryThis(String.prototype.startsWith) as (
   s: string,
   search: string,

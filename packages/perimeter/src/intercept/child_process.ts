@@ -21,7 +21,7 @@
 
 import { callerPackages } from '../attribution.js';
 import type { PerimeterError } from '../errors.js';
-import { activePolicy, failClosed, reportDenial } from '../guard.js';
+import { activePolicy, failClosed, reportDenial, stopRememberingWritablePaths } from '../guard.js';
 import { type CompiledProcess, evaluateProcess, type SpawnRequest } from '../policy/process.js';
 import {
   ArrayIsArray,
@@ -156,6 +156,9 @@ function pairsLookup(pairs: readonly string[]): { get: (name: string) => string 
 
 function spawnWrapper(original: Function) {
   return function spawn(this: ChildLike, options: SpawnOptions) {
+    // A child changes the file system where the fs guard cannot see it, and may leave a grandchild behind that
+    // goes on doing so: remembered reads of writable paths stop for good (policy/fs.ts, "The hot path").
+    stopRememberingWritablePaths();
     const policy = processPolicy();
     if (policy === null || options === null || typeof options !== 'object' || typeof options.file !== 'string') {
       return ReflectApply(original, this, [options]);
@@ -289,6 +292,7 @@ function normalizeSync(kind: SyncKind, input: unknown[]): SyncCall | null {
 
 function syncWrapper(kind: SyncKind, original: Function) {
   return function (this: unknown, ...input: unknown[]) {
+    stopRememberingWritablePaths();
     const policy = processPolicy();
     if (policy === null) return ReflectApply(original, this, input);
     let call: SyncCall | null;

@@ -8,13 +8,14 @@
  */
 import { types } from 'node:util';
 import { checkFs } from '../guard.js';
-import { absolutePath, type FsAccess } from '../policy/fs.js';
+import { absolutePath, type FsAccess, namespaceChangeEnds, namespaceChangeStarts } from '../policy/fs.js';
 import {
   ArrayIncludes,
   ArrayIsArray,
   ArraySlice,
   fileURLToPath,
   fsLstatSync,
+  PromisePrototypeThen,
   PromiseReject,
   pathDirname,
   processNextTick,
@@ -252,7 +253,75 @@ function check(spec: Spec, args: unknown[], asynchronous: boolean): Error | null
   return null;
 }
 
+/**
+ * The functions that can put a symlink where a name was (or remove or replace one on the way there): while one
+ * runs, reads of writable paths are not remembered (policy/fs.ts, "The hot path"). Creating a file through
+ * `open`/`writeFile` is not among them: it can only add a regular file under a name that did not exist, which
+ * no remembered path runs through. `cp` and `copyFile` are (cp copies symlinks; libuv unlinks a failed
+ * copyFile's destination), and so are mkdir and mkdtemp, which cost nothing to include.
+ */
+const CHANGES_NAMESPACE: Record<string, true> = { __proto__: null } as any;
+for (const base of ['symlink', 'link', 'rename', 'unlink', 'rm', 'rmdir', 'mkdir', 'mkdtemp', 'cp', 'copyFile']) {
+  CHANGES_NAMESPACE[base] = true;
+  CHANGES_NAMESPACE[`${base}Sync`] = true;
+}
+CHANGES_NAMESPACE.mkdtempDisposable = true;
+CHANGES_NAMESPACE.mkdtempDisposableSync = true;
+
+/**
+ * Runs a namespace-changing call with the writable-path memory forgotten before it starts and again when it
+ * ends. An end that is never seen (no callback to wrap, a promise whose reactions a dependency broke) leaves
+ * the count up, which only turns remembering off: the failure is on the safe side.
+ */
+function changeNamespace(original: Function, self: unknown, args: unknown[], style: Style): unknown {
+  namespaceChangeStarts();
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    namespaceChangeEnds();
+  };
+  if (style === 'sync') {
+    try {
+      return ReflectApply(original, self, args);
+    } finally {
+      end();
+    }
+  }
+  if (style === 'callback') {
+    const last = args.length - 1;
+    const callback = args[last];
+    if (typeof callback === 'function') {
+      args[last] = function (this: unknown, ...results: unknown[]) {
+        end();
+        return ReflectApply(callback, this, results);
+      };
+    }
+    try {
+      return ReflectApply(original, self, args);
+    } catch (error) {
+      // Node validates before it dispatches: nothing runs after a synchronous throw.
+      end();
+      throw error;
+    }
+  }
+  let result: unknown;
+  try {
+    result = ReflectApply(original, self, args);
+  } catch (error) {
+    end();
+    throw error;
+  }
+  try {
+    PromisePrototypeThen(result, end, end);
+  } catch {
+    // Not a promise we can follow: the count stays up.
+  }
+  return result;
+}
+
 function wrapperFor(name: string, spec: Spec, style: Style) {
+  const changes = CHANGES_NAMESPACE[name] === true;
   return (original: Function): Function => {
     const wrapped = {
       [name](this: unknown, ...args: unknown[]) {
@@ -272,7 +341,9 @@ function wrapperFor(name: string, spec: Spec, style: Style) {
             throw denied;
           }
         }
-        if (denied === null) return ReflectApply(original, this, args);
+        if (denied === null) {
+          return changes ? changeNamespace(original, this, args, style) : ReflectApply(original, this, args);
+        }
         switch (style) {
           case 'sync':
             throw denied;

@@ -38,7 +38,7 @@ import { patchConstructor, patchFetch } from './fetch.js';
 import { patchFs, patchFsPromises } from './fs.js';
 import { patchHttp } from './http.js';
 import { patchHttp2 } from './http2.js';
-import { patchInspector, patchInternals } from './internals.js';
+import { patchInspector, patchInternals, patchModuleRegister, unseenFileSystemChanges } from './internals.js';
 import { patchNet, setBeforeConnect } from './net.js';
 import { disguise, guardProperty } from './patch.js';
 import { captureCompileFunction, loadProcessGuard } from './process-guard-loader.js';
@@ -109,6 +109,12 @@ const PATCHERS: Record<string, Patcher> = {
   inspector: () => patchInspector(getBuiltinModule('inspector')),
   'inspector/promises': () => patchInspector(getBuiltinModule('inspector')),
   child_process: childProcess,
+  // WASI's path_symlink and path_rename run in C++ (uvwasi), where no fs wrapper sees them; SQLite can load
+  // native extensions (loadExtension) past process.dlopen.
+  wasi: unseenFileSystemChanges,
+  sqlite: unseenFileSystemChanges,
+  // Patched at start when Node has already defined Module.register, else when node:module is first handed out.
+  module: () => patchModuleRegister(getBuiltinModule('module')),
   // Not patched: what the process-guard chunk is compiled with is taken before user code can replace it.
   vm: captureCompileFunction,
   // These reach child_process through Node's internal loader, which no hook sees.
@@ -158,6 +164,7 @@ export function installInterceptors(): void {
   installed = true;
   // process.binding / dlopen live on `process`, which every module already holds: patched at once.
   patchInternals(process);
+  patchModuleRegister();
   // process.env is not a module: every piece of code already holds `process`.
   installEnvGuard();
   // fs is loaded before any user code (the module loader itself uses it), so it is patched now, at a cost of

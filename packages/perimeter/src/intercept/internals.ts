@@ -15,10 +15,10 @@
  */
 import { callerPackages, UNKNOWN } from '../attribution.js';
 import type { PerimeterError } from '../errors.js';
-import { activePolicy, failClosed, reportDenial } from '../guard.js';
+import { activePolicy, failClosed, reportDenial, stopRememberingWritablePaths } from '../guard.js';
 import { forgetPlatformAddonAfterLoad, isPlatformAddonLoad } from '../platform.js';
 import { evaluateAddon, evaluateWorker, rawBindingCapability, rawBindingMode } from '../policy/runtime-caps.js';
-import { fsRealpathSync, pathResolve, ReflectApply } from '../pristine.js';
+import { fsRealpathSync, getBuiltinModule, pathResolve, ReflectApply } from '../pristine.js';
 import { guardProperty } from './patch.js';
 
 export function callerPackagesOrUnknown(): string[] {
@@ -81,6 +81,9 @@ function realPath(file: string): string {
   }
 }
 
+/** Set by checkAddon for the one load of Lambda's runtime client addon (platform.ts), read by the dlopen wrapper. */
+let loadingPlatformAddon = false;
+
 export function checkAddon(file: string): PerimeterError | null {
   const policy = activePolicy();
   if (policy === null) return null;
@@ -93,6 +96,7 @@ export function checkAddon(file: string): PerimeterError | null {
     // Lambda's runtime loading its own rapid-client.node (platform.ts); a dependency loading it is still judged.
     if (isPlatformAddonLoad(real, callerPackagesOrUnknown())) {
       forgetPlatformAddonAfterLoad(real);
+      loadingPlatformAddon = true;
       return null;
     }
     return reportDenial(
@@ -146,6 +150,8 @@ export function patchInternals(proc: NodeJS.Process): void {
           const name = `${module}`;
           const denied = via === 'binding' ? checkBinding(name, 'process.binding') : checkLinkedBinding(name);
           if (denied) throw denied;
+          // A raw binding that does I/O (or an embedder's) changes the file system past the fs guard.
+          if (via === '_linkedBinding' || rawBindingCapability(name) !== null) stopRememberingWritablePaths();
           return ReflectApply(original, this, [name]);
         },
     );
@@ -158,6 +164,9 @@ export function patchInternals(proc: NodeJS.Process): void {
         const file = `${filename}`;
         const denied = checkAddon(file);
         if (denied) throw denied;
+        // Native code does what it likes with the file system. Lambda's own client addon is not counted.
+        if (!loadingPlatformAddon) stopRememberingWritablePaths();
+        loadingPlatformAddon = false;
         return ReflectApply(original, this, [module, file, ...rest]);
       },
   );
@@ -180,12 +189,39 @@ export function patchInspector(inspector: typeof import('node:inspector')): void
         function (this: unknown, ...args: unknown[]) {
           const denied = checkBinding('inspector', via);
           if (denied) throw denied;
+          // A session can evaluate code where Node's raw fs binding is in scope.
+          stopRememberingWritablePaths();
           return ReflectApply(original, this, args);
         },
     );
   guardConnect(inspector.Session.prototype, 'connect', 'inspector.Session.connect');
   guardConnect(inspector.Session.prototype, 'connectToMainThread', 'inspector.Session.connectToMainThread');
   guardConnect(inspector, 'open', 'inspector.open');
+}
+
+/**
+ * `module.register` runs module customization hooks on a thread of its own, started inside Node where the worker
+ * wrapper never sees it, and the guard does not run there (measured: its fs reads ~/.npmrc unjudged, Node 20 and
+ * 24). Until that thread is guarded, its first use at least stops the fs guard from trusting its memory of
+ * writable paths, which that thread could change unseen.
+ */
+export function patchModuleRegister(moduleExports: object = getBuiltinModule('module')): void {
+  // pristine.ts has loaded node:module already (syncBuiltinESMExports), so the default costs nothing at start.
+  if (typeof (moduleExports as { register?: unknown }).register !== 'function') return;
+  guardProperty(
+    moduleExports,
+    'register',
+    (original) =>
+      function register(this: unknown, ...args: unknown[]) {
+        stopRememberingWritablePaths();
+        return ReflectApply(original, this, args);
+      },
+  );
+}
+
+/** For built-ins that change the file system past every wrapper when loaded (install.ts: wasi, sqlite). */
+export function unseenFileSystemChanges(): void {
+  stopRememberingWritablePaths();
 }
 
 /** A linked binding is native code the embedder added: an addon by another name. */

@@ -14,7 +14,7 @@
  *   policy given in code (`guard({...})`) reaches the worker too and a rewritten policy file changes nothing.
  * - `--expose-internals` in a worker's execArgv hands its code `internalBinding`; such workers are denied.
  */
-import { activePolicy, reportDenial } from '../guard.js';
+import { activePolicy, reportDenial, stopRememberingWritablePaths } from '../guard.js';
 import { forbiddenWorkerFlags } from '../policy/runtime-caps.js';
 import {
   ArrayIsArray,
@@ -91,6 +91,8 @@ export function patchWorkerThreads(workerThreads: typeof import('node:worker_thr
   guardProperty(workerThreads, 'Worker', (original) => {
     const Worker = function Worker(this: unknown, filename: unknown, options?: unknown) {
       if (new.target === undefined) return ReflectApply(original, this, [filename, options]);
+      // The worker changes the file system through its own guard, whose calls this thread never sees.
+      stopRememberingWritablePaths();
       const given = (options !== null && typeof options === 'object' ? options : {}) as Record<string, unknown>;
       // Everything the decision rests on is read once and copied: a getter or a mutated array must not show the
       // check one thing and the real constructor another.

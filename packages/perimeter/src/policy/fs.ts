@@ -17,6 +17,7 @@ import {
   pathResolve,
   processCwd,
   StringCharCodeAt,
+  StringIncludes,
   StringIndexOf,
   StringLastIndexOf,
   StringSlice,
@@ -365,6 +366,9 @@ export function compileFs(document: PolicyDocument, env: FsEnvironment = current
 
 const MAX_SYMLINKS = 40;
 
+/** Set by realPath when realpath(3) resolved what it follows (no missing component): see decideFs. */
+let resolvedExisting = false;
+
 /**
  * The real path the kernel would reach for `path` (absolute, not normalised: `..` must be applied after the
  * symlinks before it, as the kernel does). `follow` is false for operations on the entry itself (lstat, unlink,
@@ -377,6 +381,7 @@ export function realPath(path: string, follow: boolean, pid: number): string {
   if (follow) {
     try {
       real = fsRealpathSyncNative(path);
+      resolvedExisting = true;
     } catch {
       real = resolveByHand(path);
     }
@@ -388,6 +393,7 @@ export function realPath(path: string, follow: boolean, pid: number): string {
     let dir: string;
     try {
       dir = fsRealpathSyncNative(parent);
+      resolvedExisting = true;
     } catch {
       dir = resolveByHand(parent);
     }
@@ -575,8 +581,18 @@ function packagesAllow(
  * A read of a path that has no symlink in it and that this process is not allowed to change (no write rule
  * matches the path or any directory above it) gives the same answer every time, unless another process
  * changes the tree. Such decisions are remembered, which saves the realpath syscall on hot files (the
- * function's own code and data). Paths this process may write are never remembered, so it cannot swap a
- * remembered directory for a symlink (TOCTOU); changes made by other processes are the documented limit.
+ * function's own code and data).
+ *
+ * Reads of paths this process may change (its /tmp) are remembered separately, under a stricter rule. A path
+ * that resolved to itself with every component existing can only start leading elsewhere when a symlink (or a
+ * mount) takes the place of one of its components: removing names or creating files and folders cannot do it.
+ * Inside this process symlinks are put in place only by the fs functions that create, move, copy or remove
+ * entries (intercept/fs.ts reports each of them before it starts and when it ends, and nothing is remembered
+ * while one is in flight), or by something the guard cannot follow: a child process, a worker thread, a native
+ * addon, a raw binding, an inspector session, WASI, SQLite's extensions, module.register's hooks thread. The
+ * first of those turns this memory off for good (a child can leave a grandchild behind, so "while it runs" is
+ * not enough), and in a worker thread it is never on: the thread that started it changes the tree unseen. Other
+ * processes stay the documented limit.
  *
  * Null-prototype dictionaries, not Maps: a dependency that replaces `Map.prototype.has` must not be able to
  * make every path look remembered.
@@ -592,7 +608,58 @@ const remembered = {
   changeable: newDictionary<Memo>(),
   size: 0,
 };
+const writable = {
+  follow: newDictionary<Remembered>(),
+  entry: newDictionary<Remembered>(),
+  size: 0,
+  /** Namespace-changing fs calls started and not yet finished (async ones run on the thread pool meanwhile). */
+  inFlight: 0,
+  on: !inWorkerThread() && !startedWithLoaderHooks(),
+};
+
+/**
+ * Node gives workers a process.abort named so (runtime.ts relies on the same sign); the guard loads before any
+ * dependency in a worker, so nothing can have renamed it yet.
+ */
+function inWorkerThread(): boolean {
+  return (process.abort as { name?: string } | undefined)?.name === 'unavailableInWorker';
+}
+
+/** `--loader` hooks run on a thread of their own, which the guard does not see (see patchModuleRegister). */
+function startedWithLoaderHooks(): boolean {
+  const argv = process.execArgv;
+  for (let i = 0; i < argv.length; i++) if (StringIncludes(argv[i]!, 'loader')) return true;
+  return StringIncludes(process.env.NODE_OPTIONS ?? '', 'loader');
+}
 const REMEMBER_LIMIT = 4096;
+
+function forgetWritable(): void {
+  writable.follow = newDictionary<Remembered>();
+  writable.entry = newDictionary<Remembered>();
+  writable.size = 0;
+}
+
+/** An fs call that may put a symlink in place is about to start: forget, and remember nothing until it ends. */
+export function namespaceChangeStarts(): void {
+  writable.inFlight++;
+  forgetWritable();
+}
+
+/** It ended (or failed): what was remembered before it started was already forgotten; forget what came after. */
+export function namespaceChangeEnds(): void {
+  writable.inFlight--;
+  forgetWritable();
+}
+
+/**
+ * Something that changes the file system where the guard cannot see it (a child process, a worker, a native
+ * addon, a raw binding, an inspector session, WASI, SQLite, module.register's hooks) is about to run: reads of writable paths are judged afresh
+ * from now on.
+ */
+export function stopRememberingWritablePaths(): void {
+  writable.on = false;
+  forgetWritable();
+}
 
 /** Whether a write rule matches `path` or a directory above it. A pure function of the string: memoised per folder. */
 function changeable(policy: CompiledFs, path: string): boolean {
@@ -639,11 +706,13 @@ export function decideFs(
   }
   const cache = follow ? remembered.follow : remembered.entry;
   if (access === 'read') {
-    const known = cache[absolute];
+    let known = cache[absolute];
+    if (known === undefined) known = (follow ? writable.follow : writable.entry)[absolute];
     if (known === BY_DEFAULTS || (known === BY_RULES && !policy.packageRules))
       return { verdict: ALLOWED, real: absolute };
     if (known === BY_RULES) return { verdict: evaluateFs(policy, access, absolute, packagesOnStack), real: absolute };
   }
+  resolvedExisting = false;
   const real = realPath(absolute, follow, policy.pid);
   if (access === 'read' && real === absolute) {
     const zone = sensitiveZone(policy, real);
@@ -653,9 +722,15 @@ export function decideFs(
         : ruleAllows(policy.rules.read, real, zone) !== null
           ? BY_RULES
           : 0;
-    if (how !== 0 && !changeable(policy, real)) {
-      if (++remembered.size > REMEMBER_LIMIT) forgetFsDecisions();
-      cache[absolute] = how;
+    if (how !== 0) {
+      if (!changeable(policy, real)) {
+        if (++remembered.size > REMEMBER_LIMIT) forgetFsDecisions();
+        cache[absolute] = how;
+      } else if (writable.on && writable.inFlight === 0 && resolvedExisting) {
+        // realpath(3) itself succeeded on what is followed: every component existed and none was a symlink.
+        if (++writable.size > REMEMBER_LIMIT) forgetWritable();
+        (follow ? writable.follow : writable.entry)[absolute] = how;
+      }
     }
     // What evaluateFs would answer (steps 2–5 on the same zone and rules), without matching every rule a second
     // time: every file the module loader reads for the first time comes through here.
@@ -670,4 +745,5 @@ export function forgetFsDecisions(): void {
   remembered.entry = newDictionary<Remembered>();
   remembered.changeable = newDictionary<Memo>();
   remembered.size = 0;
+  forgetWritable();
 }

@@ -8,8 +8,16 @@ import type { PolicyDocument } from '../../src/policy/compile.js';
 import type * as FsModule from '../../src/policy/fs.js';
 import { tempDir } from '../helpers.js';
 
-const { compileFs, decideFs, canonicalProc, forgetFsDecisions, realPath } =
-  require('../../../dist/policy/fs.js') as typeof FsModule;
+const {
+  compileFs,
+  decideFs,
+  canonicalProc,
+  forgetFsDecisions,
+  namespaceChangeEnds,
+  namespaceChangeStarts,
+  realPath,
+  stopRememberingWritablePaths,
+} = require('../../../dist/policy/fs.js') as typeof FsModule;
 const { accessForFlags } = require('../../../dist/intercept/fs.js') as typeof AccessModule;
 
 const root = realpathSync(tempDir('perimeter-fs-policy-'));
@@ -231,13 +239,71 @@ describe('packages narrow', () => {
 });
 
 describe('remembered decisions', () => {
-  test('a file the process may change is judged afresh every time (no stale answer after a swap)', () => {
+  // These swaps use the test's own, unguarded fs: to the decision layer they are changes nobody announced,
+  // like another process's. What intercept/fs.ts announces is namespaceChangeStarts/Ends.
+  const swap = (path: string) => {
+    unlinkSync(path);
+    symlinkSync(`${home}/.npmrc`, path);
+  };
+
+  test('a file the process may change is remembered until a namespace change is announced', () => {
     const policy = compile({ fs: { read: [`${scratch}/**`], write: [`${scratch}/**`] } });
     writeFileSync(`${scratch}/swap`, 'plain');
     assert.equal(allowed(policy, 'read', `${scratch}/swap`), true);
-    unlinkSync(`${scratch}/swap`);
-    symlinkSync(`${home}/.npmrc`, `${scratch}/swap`);
+    swap(`${scratch}/swap`);
+    // Unannounced (another process): the remembered answer stands, the documented limit.
+    assert.equal(allowed(policy, 'read', `${scratch}/swap`), true);
+    namespaceChangeStarts();
+    namespaceChangeEnds();
     assert.equal(allowed(policy, 'read', `${scratch}/swap`), false);
+    unlinkSync(`${scratch}/swap`);
+  });
+
+  test('nothing is remembered while a namespace change is in flight', () => {
+    const policy = compile({ fs: { read: [`${scratch}/**`], write: [`${scratch}/**`] } });
+    writeFileSync(`${scratch}/flight`, 'plain');
+    namespaceChangeStarts();
+    assert.equal(allowed(policy, 'read', `${scratch}/flight`), true);
+    swap(`${scratch}/flight`);
+    assert.equal(allowed(policy, 'read', `${scratch}/flight`), false);
+    namespaceChangeEnds();
+    unlinkSync(`${scratch}/flight`);
+  });
+
+  test('a writable path is remembered only when every component existed and none was a symlink', () => {
+    const policy = compile({ fs: { read: [`${scratch}/**`], write: [`${scratch}/**`] } });
+    // Missing when judged: a later symlink under that name must be judged afresh.
+    assert.equal(allowed(policy, 'read', `${scratch}/later`), true);
+    symlinkSync(`${home}/.npmrc`, `${scratch}/later`);
+    assert.equal(allowed(policy, 'read', `${scratch}/later`), false);
+    unlinkSync(`${scratch}/later`);
+    // Through a symlinked folder: judged on its real path every time.
+    mkdirSync(`${scratch}/real`, { recursive: true });
+    writeFileSync(`${scratch}/real/f`, 'plain');
+    symlinkSync(`${scratch}/real`, `${scratch}/via`);
+    assert.equal(allowed(policy, 'read', `${scratch}/via/f`), true);
+    unlinkSync(`${scratch}/via`);
+    symlinkSync(`${home}`, `${scratch}/via`);
+    writeFileSync(`${home}/f`, 'secret');
+    assert.equal(allowed(policy, 'read', `${scratch}/via/f`), false);
+    unlinkSync(`${scratch}/via`);
+    unlinkSync(`${home}/f`);
+  });
+
+  // Last: turning remembering off is for good, for the rest of this process.
+  test('after a child process, worker, addon or raw binding, writable paths are judged afresh for good', () => {
+    const policy = compile({ fs: { read: [`${scratch}/**`], write: [`${scratch}/**`] } });
+    writeFileSync(`${scratch}/child`, 'plain');
+    assert.equal(allowed(policy, 'read', `${scratch}/child`), true);
+    stopRememberingWritablePaths();
+    swap(`${scratch}/child`);
+    assert.equal(allowed(policy, 'read', `${scratch}/child`), false);
+    unlinkSync(`${scratch}/child`);
+    writeFileSync(`${scratch}/child`, 'plain');
+    assert.equal(allowed(policy, 'read', `${scratch}/child`), true);
+    swap(`${scratch}/child`);
+    assert.equal(allowed(policy, 'read', `${scratch}/child`), false);
+    unlinkSync(`${scratch}/child`);
   });
 });
 
