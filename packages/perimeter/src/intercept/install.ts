@@ -42,13 +42,27 @@ import { patchInspector, patchInternals, patchModuleRegister, unseenFileSystemCh
 import { patchNet, setBeforeConnect } from './net.js';
 import { disguise, guardProperty } from './patch.js';
 import { captureCompileFunction, loadProcessGuard } from './process-guard-loader.js';
-import { patchProcessFileAccess, patchSqlite, patchTraceEvents, patchV8, patchWasi } from './side-doors.js';
+import {
+  patchListenPath,
+  patchProcessFileAccess,
+  patchSqlite,
+  patchTraceEvents,
+  patchV8,
+  patchWasi,
+} from './side-doors.js';
 import { patchWorkerThreads } from './worker.js';
 
 type Patcher = () => void;
 
-const net = () => patchNet(getBuiltinModule('net'), null);
-const tls = () => patchNet(getBuiltinModule('net'), getBuiltinModule('tls'));
+// A server listening on a Unix socket path creates a file-system entry (side-doors.ts).
+const net = () => {
+  patchNet(getBuiltinModule('net'), null);
+  patchListenPath(getBuiltinModule('net'));
+};
+const tls = () => {
+  patchNet(getBuiltinModule('net'), getBuiltinModule('tls'));
+  patchListenPath(getBuiltinModule('net'));
+};
 const http = () => {
   net();
   patchHttp(getBuiltinModule('http'));

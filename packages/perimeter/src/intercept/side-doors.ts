@@ -19,6 +19,7 @@ import type { PerimeterError } from '../errors.js';
 import { activePolicy, checkFs, failClosed, reportDenial } from '../guard.js';
 import { absolutePath, type FsAccess } from '../policy/fs.js';
 import {
+  ArrayIsArray,
   fsRealpathSync,
   getBuiltinModule,
   ObjectDefineProperty,
@@ -26,6 +27,7 @@ import {
   ObjectGetPrototypeOf,
   ReflectApply,
   ReflectConstruct,
+  StringCharCodeAt,
   StringStartsWith,
 } from '../pristine.js';
 import { pathOf } from './fs.js';
@@ -469,6 +471,58 @@ export function patchTraceEvents(traceEvents: Record<string, any>): void {
       function enable(this: unknown, ...args: unknown[]) {
         const denied = judge(WRITE, absolutePath('node_trace.1.log'));
         if (denied) throw denied;
+        return ReflectApply(original, this, args);
+      },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// net.Server.prototype.listen(path)
+
+let listenPatched = false;
+const ObjectPrototype = Object.prototype;
+
+function hasPathAccessor(value: object): boolean {
+  for (let o: object | null = value; o !== null; o = ObjectGetPrototypeOf(o)) {
+    const descriptor = ObjectGetOwnPropertyDescriptor(o, 'path');
+    if (descriptor) return descriptor.get !== undefined || descriptor.set !== undefined;
+  }
+  return false;
+}
+
+/**
+ * Listening on a Unix socket path creates that entry in the file system (http, https, http2 and net servers all
+ * listen through `net.Server.prototype.listen`): judged as a write of the entry. Linux abstract sockets (a name
+ * starting with a NUL byte) and listening on a port or a handle are not files.
+ */
+export function patchListenPath(net: typeof import('node:net')): void {
+  if (listenPatched) return;
+  listenPatched = true;
+  guardProperty(
+    net.Server.prototype,
+    'listen',
+    (original) =>
+      function listen(this: unknown, ...args: unknown[]) {
+        const first = args[0];
+        let path: unknown;
+        // net's isPipeName: a string that is not a non-negative number is a path.
+        if (typeof first === 'string' && !(Number(first) >= 0)) path = first;
+        else if (first !== null && typeof first === 'object' && !ArrayIsArray(first)) {
+          const proto = ObjectGetPrototypeOf(first);
+          if (proto === ObjectPrototype || proto === null) {
+            // Options are read once and Node gets the copy.
+            const copy = { ...(first as Record<string, unknown>) };
+            args[0] = copy;
+            path = copy.path;
+          } else if (hasPathAccessor(first)) {
+            // Node reads options.path several times; a getter could answer the check one path and Node another.
+            throw new TypeError('Perimeter: listen() options whose path is a getter cannot be judged');
+          } else path = (first as { path?: unknown }).path;
+        }
+        if (typeof path === 'string' && path !== '' && StringCharCodeAt(path, 0) !== 0) {
+          const denied = checkFs('write', path, false);
+          if (denied) throw denied;
+        }
         return ReflectApply(original, this, args);
       },
   );

@@ -325,6 +325,29 @@ describe('bypass suite: side doors', () => {
     assert.ok(run.events.some((e) => e.reason === 'sqlite-attach' && e.package === 'evil'));
   });
 
+  test('bypass: a server listening on a Unix socket path creates a file outside fs.write', async () => {
+    const body = `
+  const net = require('node:net');
+  const listen = (server, ...args) => new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(...args, () => server.close(resolve));
+  });
+  await report('net', () => listen(net.createServer(), ctx.home + '/net.sock'));
+  await report('http-options', () => listen(require('node:http').createServer(), { path: ctx.home + '/http.sock' }));
+  await report('getter', () => listen(net.createServer(), new (class { get path() { return ctx.home + '/g.sock'; } })()));
+  await report('ok', () => listen(net.createServer(), ctx.writable + '/ok.sock'));
+  await report('port', () => listen(net.createServer(), 0, '127.0.0.1'));`;
+    const run = await hostile(body);
+    assert.equal(run.results.net, 'ERR_PERIMETER_BLOCKED', run.stdout + run.stderr);
+    assert.equal(run.results['http-options'], 'ERR_PERIMETER_BLOCKED', run.stdout + run.stderr);
+    assert.notEqual(run.results.getter, 'ok', run.stdout + run.stderr);
+    assert.equal(run.results.ok, 'ok', run.stdout + run.stderr);
+    assert.equal(run.results.port, 'ok', run.stdout + run.stderr);
+    assert.deepEqual(readdirSync(run.where.home), ['.npmrc']);
+    const event = run.events.find((e) => e.target === `write ${run.where.home}/net.sock`);
+    assert.equal(event?.package, 'evil');
+  });
+
   test('bypass: node:wasi preopens a denied host directory', async () => {
     const body = `
   const { WASI } = require('node:wasi');
