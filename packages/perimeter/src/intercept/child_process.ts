@@ -336,3 +336,48 @@ export function patchChildProcess(cp: typeof import('node:child_process')): void
     guardProperty(cp, kind, (original) => syncWrapper(kind, original));
   }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// process.execve
+
+/**
+ * `process.execve(file, args, env)` (Node >= 23.11) replaces this process with `file`: a spawn whose parent goes
+ * away. It is judged exactly like `spawnSync(file, args.slice(1), { env })`: the same process rules, shells judged
+ * by what they run, the same env handling (default: this process's filtered `process.env`), and a node program
+ * carries the guard in its NODE_OPTIONS. execve(2) does not search PATH, so a relative `file` is made absolute
+ * against the current directory before it is judged, and the path judged is the path run. Returns the arguments
+ * to call Node with, or the error to throw (a denial throws, as Node does for arguments it refuses).
+ */
+export function judgeExecve(input: unknown[]): { error: PerimeterError | null; callArgs: unknown[] } {
+  const policy = processPolicy();
+  if (policy === null) return { error: null, callArgs: input };
+  try {
+    const file = input[0];
+    const given = input[1];
+    // Node validates these itself and throws before anything runs.
+    if (typeof file !== 'string' || (given !== undefined && !ArrayIsArray(given)))
+      return { error: null, callArgs: input };
+    const args = given === undefined ? [] : [...(given as unknown[])].map(String);
+    const requested = input[2];
+    const source = (requested !== undefined && requested !== null ? requested : process.env) as Record<string, unknown>;
+    const env: Record<string, string> = {};
+    for (const key of ObjectKeys(source)) {
+      const value = source[key];
+      if (value !== undefined) env[key] = String(value);
+    }
+    const cwd = processCwd();
+    const absolute = pathResolve(cwd, file);
+    const request: SpawnRequest = {
+      file: absolute,
+      args: args.slice(1),
+      env: (name) => (Object.hasOwn(env, name) ? env[name] : undefined),
+      cwd,
+    };
+    const judged = judge(policy, request, () => ObjectKeys(env));
+    if (judged.error) return { error: judged.error, callArgs: input };
+    if (!policy.unguardedNode) for (const [name, value] of guardVariables(env.NODE_OPTIONS)) env[name] = value;
+    return { error: null, callArgs: [judged.resolved ?? absolute, args, env] };
+  } catch (cause) {
+    return { error: failClosed('process', cause), callArgs: input };
+  }
+}

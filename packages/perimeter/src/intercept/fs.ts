@@ -136,7 +136,7 @@ class PathArgumentError extends TypeError {
  * The path an argument names, as the string Node would use, or undefined when it is not a path (a file
  * descriptor, a FileHandle): those are left alone. Throws, as Node would, for a URL that is not file:.
  */
-function pathOf(value: unknown): string | undefined {
+export function pathOf(value: unknown): string | undefined {
   if (typeof value === 'string') return value;
   if (value === null || typeof value !== 'object') return undefined;
   if (isUint8Array(value)) {

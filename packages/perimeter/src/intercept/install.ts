@@ -15,7 +15,7 @@
  * see the guarded functions.
  */
 import { subscribe } from 'node:diagnostics_channel';
-import { activePolicy } from '../guard.js';
+import { activePolicy, stopRememberingWritablePaths } from '../guard.js';
 import {
   ArrayIncludes,
   getBuiltinModule,
@@ -42,12 +42,27 @@ import { patchInspector, patchInternals, patchModuleRegister, unseenFileSystemCh
 import { patchNet, setBeforeConnect } from './net.js';
 import { disguise, guardProperty } from './patch.js';
 import { captureCompileFunction, loadProcessGuard } from './process-guard-loader.js';
+import {
+  patchListenPath,
+  patchProcessFileAccess,
+  patchSqlite,
+  patchTraceEvents,
+  patchV8,
+  patchWasi,
+} from './side-doors.js';
 import { patchWorkerThreads } from './worker.js';
 
 type Patcher = () => void;
 
-const net = () => patchNet(getBuiltinModule('net'), null);
-const tls = () => patchNet(getBuiltinModule('net'), getBuiltinModule('tls'));
+// A server listening on a Unix socket path creates a file-system entry (side-doors.ts).
+const net = () => {
+  patchNet(getBuiltinModule('net'), null);
+  patchListenPath(getBuiltinModule('net'));
+};
+const tls = () => {
+  patchNet(getBuiltinModule('net'), getBuiltinModule('tls'));
+  patchListenPath(getBuiltinModule('net'));
+};
 const http = () => {
   net();
   patchHttp(getBuiltinModule('http'));
@@ -109,10 +124,21 @@ const PATCHERS: Record<string, Patcher> = {
   inspector: () => patchInspector(getBuiltinModule('inspector')),
   'inspector/promises': () => patchInspector(getBuiltinModule('inspector')),
   child_process: childProcess,
-  // WASI's path_symlink and path_rename run in C++ (uvwasi), where no fs wrapper sees them; SQLite can load
-  // native extensions (loadExtension) past process.dlopen.
-  wasi: unseenFileSystemChanges,
-  sqlite: unseenFileSystemChanges,
+  // WASI works on its preopened directories in C++ (uvwasi) and SQLite opens its files itself, where no fs
+  // wrapper sees them: their constructors judge the paths (side-doors.ts), and loading either stops remembering
+  // writable paths (WASI's path_symlink/path_rename, SQLite's native extensions).
+  wasi: () => {
+    unseenFileSystemChanges();
+    patchWasi(getBuiltinModule('wasi'));
+  },
+  sqlite: () => {
+    unseenFileSystemChanges();
+    patchSqlite(getBuiltinModule('node:sqlite'));
+  },
+  // Heap snapshots are files written past the fs wrappers.
+  v8: () => patchV8(getBuiltinModule('v8')),
+  // The trace agent writes its log file into the current folder.
+  trace_events: () => patchTraceEvents(getBuiltinModule('trace_events')),
   // Patched at start when Node has already defined Module.register, else when node:module is first handed out.
   module: () => patchModuleRegister(getBuiltinModule('module')),
   // Not patched: what the process-guard chunk is compiled with is taken before user code can replace it.
@@ -165,6 +191,7 @@ export function installInterceptors(): void {
   // process.binding / dlopen live on `process`, which every module already holds: patched at once.
   patchInternals(process);
   patchModuleRegister();
+  patchProcessSideDoors();
   // process.env is not a module: every piece of code already holds `process`.
   installEnvGuard();
   // fs is loaded before any user code (the module loader itself uses it), so it is patched now, at a cost of
@@ -219,6 +246,30 @@ export function installInterceptors(): void {
   // child_process likewise (an ESM named import of execSync would be the original).
   for (const id of ['net', 'dns', 'dgram', 'worker_threads', 'child_process']) ensureGuarded(id);
   setBeforeConnect(catchUpLoadedBuiltins);
+}
+
+/**
+ * What lives on `process` and `Module` (held by every module already) and reaches files or programs past the fs
+ * and child_process wrappers: wrapped now, lazily (guardProperty makes each wrapper on first read). The checks
+ * themselves load only when called: execve's is the child-process chunk.
+ */
+function patchProcessSideDoors(): void {
+  const proc = process as any;
+  if (typeof proc.execve === 'function') {
+    guardProperty(
+      proc,
+      'execve',
+      (original) =>
+        function execve(this: unknown, ...input: unknown[]) {
+          // Anything the new image does is unseen; until it replaces us, stop trusting writable paths.
+          stopRememberingWritablePaths();
+          const judged = loadProcessGuard().judgeExecve(input);
+          if (judged.error) throw judged.error;
+          return ReflectApply(original, this, judged.callArgs);
+        },
+    );
+  }
+  patchProcessFileAccess(proc, ModuleClass);
 }
 
 const LATE_BUILTINS = ['http', 'https', 'http2', 'tls'];

@@ -34,6 +34,7 @@ export function checkWorker(
   target: string,
   forbiddenFlags: readonly string[],
   nodeOptionsChanged: boolean,
+  reason?: string,
 ): PerimeterError | null {
   const policy = activePolicy();
   if (policy === null) return null;
@@ -60,7 +61,7 @@ export function checkWorker(
       {
         capability: 'worker',
         target,
-        reason: verdict.reason,
+        reason: reason ?? verdict.reason,
         key: 'worker.allow',
         suggestion: 'true',
       },
@@ -200,10 +201,14 @@ export function patchInspector(inspector: typeof import('node:inspector')): void
 }
 
 /**
- * `module.register` runs module customization hooks on a thread of its own, started inside Node where the worker
- * wrapper never sees it, and the guard does not run there (measured: its fs reads ~/.npmrc unjudged, Node 20 and
- * 24). Until that thread is guarded, its first use at least stops the fs guard from trusting its memory of
- * writable paths, which that thread could change unseen.
+ * `module.register` starts module customization hooks on a loader thread of their own, started inside Node where
+ * the worker wrapper never sees it, and the guard does not run there (measured: its fs reads ~/.npmrc unjudged,
+ * Node 20 and 24). So starting loader hooks is judged like starting a worker (`worker.allow`, reason
+ * `loader-hooks`), and throws when denied, as `register` does for a hook module it cannot load. Once allowed, the
+ * thread may change the file system unseen: remembered reads of writable paths stop. `module.registerHooks` runs
+ * its hooks synchronously on the calling thread, under the guard, and is not judged. The same function is reached
+ * as `require('node:module').register`, `Module.register` (`module.constructor`), and the ESM export (kept in step
+ * by syncBuiltinESMExports).
  */
 export function patchModuleRegister(moduleExports: object = getBuiltinModule('module')): void {
   // pristine.ts has loaded node:module already (syncBuiltinESMExports), so the default costs nothing at start.
@@ -213,6 +218,14 @@ export function patchModuleRegister(moduleExports: object = getBuiltinModule('mo
     'register',
     (original) =>
       function register(this: unknown, ...args: unknown[]) {
+        let specifier: string;
+        try {
+          specifier = typeof args[0] === 'string' ? args[0] : `${args[0]}`;
+        } catch {
+          specifier = '<unprintable>';
+        }
+        const denied = checkWorker(`module.register(${specifier})`, [], false, 'loader-hooks');
+        if (denied) throw denied;
         stopRememberingWritablePaths();
         return ReflectApply(original, this, args);
       },

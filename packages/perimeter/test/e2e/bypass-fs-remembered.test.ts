@@ -489,12 +489,12 @@ describe('every namespace-changing fs call forgets remembered /tmp reads', () =>
     [
       'module.register (hooks on a thread of their own)',
       `require('node:module').register?.('data:text/javascript,export%20{}')`,
-      {},
+      { worker: { allow: true } },
     ],
     [
       'module.register taken from an import() of node:module',
       `(await import('node:module')).register('data:text/javascript,export%20{}')`,
-      {},
+      { worker: { allow: true } },
     ],
     ['loading node:sqlite (it can load native extensions)', `require('node:sqlite')`, {}],
   ] as const) {
