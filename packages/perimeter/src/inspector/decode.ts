@@ -31,7 +31,19 @@ export function decodedVariants(value: string): string[] {
     if (current.includes('\\') && layers < MAX_DECODE_LAYERS) push(decodeEscapes(current));
     if (current === before) break;
   }
+  for (let v = 1; v < variants.length; v++) variants[v] = flat(variants[v]!);
   return variants;
+}
+
+/**
+ * The decoders build their output by concatenation, which V8 keeps as a tree of pieces (a cons string). Once the
+ * detectors' character loops have seen such strings, V8 recompiles them for every string shape and every later
+ * event is scanned ~40 % slower (measured: 48,000 → 29,000 API Gateway events/s after one pass over the attack
+ * corpus). A JSON round trip is the one cheap, portable way to get a flat string back; it runs only on values that
+ * had something to decode.
+ */
+function flat(text: string): string {
+  return JSON.parse(JSON.stringify(text)) as string;
 }
 
 function hexValue(code: number): number {

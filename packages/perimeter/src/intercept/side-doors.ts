@@ -28,7 +28,9 @@ import {
   ReflectApply,
   ReflectConstruct,
   StringCharCodeAt,
+  StringIncludes,
   StringStartsWith,
+  StringToLowerCase,
 } from '../pristine.js';
 import { pathOf } from './fs.js';
 import { callerPackagesOrUnknown, checkAddon } from './internals.js';
@@ -67,7 +69,51 @@ function generatedName(dir: string, prefix: string, suffix: string): string {
 // ---------------------------------------------------------------------------------------------------------------
 // v8
 
+/**
+ * V8 flags that turn a running process into one whose memory script can corrupt: `%`-intrinsics
+ * (`--allow-natives-syntax`) are V8's internal test surface. Set at run time they are denied in every mode, like
+ * the same flags on a worker.
+ */
+function forbiddenV8Flags(flags: string): string[] {
+  // V8 reads `_` as `-`, accepts one or two dashes and `=value`; any mention of the flag is refused (even
+  // `--no-allow-natives-syntax`: failing closed costs nothing there).
+  const lower = StringToLowerCase(flags);
+  let normalized = '';
+  for (let i = 0; i < lower.length; i++) normalized += lower[i] === '_' ? '-' : lower[i];
+  return StringIncludes(normalized, 'natives-syntax') ? [flags] : [];
+}
+
 export function patchV8(v8: Record<string, any>): void {
+  guardProperty(
+    v8,
+    'setFlagsFromString',
+    (original) =>
+      function setFlagsFromString(this: unknown, ...args: unknown[]) {
+        if (activePolicy() !== null) {
+          let denied: PerimeterError | null = null;
+          try {
+            const forbidden = forbiddenV8Flags(String(args[0]));
+            if (forbidden.length > 0) {
+              denied = reportDenial(
+                'block',
+                {
+                  capability: 'internals',
+                  target: `v8.setFlagsFromString(${forbidden.join(' ')})`,
+                  reason: 'forbidden-flag',
+                  key: 'v8',
+                  suggestion: 'nothing: V8 intrinsics cannot be turned on in a guarded process',
+                },
+                callerPackagesOrUnknown(),
+              );
+            }
+          } catch (cause) {
+            denied = failClosed('internals', cause);
+          }
+          if (denied) throw denied;
+        }
+        return ReflectApply(original, this, args);
+      },
+  );
   guardProperty(
     v8,
     'writeHeapSnapshot',

@@ -260,6 +260,24 @@ describe('bypass suite: side doors', () => {
     assert.deepEqual(readdirSync(where.home), ['.npmrc']);
   });
 
+  test('bypass: v8.setFlagsFromString turns on V8 intrinsics at run time', async () => {
+    const body = `
+  const v8 = require('node:v8');
+  await report('natives', () => { v8.setFlagsFromString('--allow-natives-syntax'); new Function('return %GetOptimizationStatus(function(){})')(); });
+  await report('underscore', () => { v8.setFlagsFromString('--expose-gc  --ALLOW_NATIVES_SYNTAX=true'); new Function('return %DebugPrint(1)')(); });
+  await report('harmless', () => { v8.setFlagsFromString('--stack-size=984'); });`;
+    // Without the guard the flag takes effect: % syntax compiles.
+    const baseline = await hostile(body, { guarded: false });
+    assert.equal(baseline.results.natives, 'ok', baseline.stdout + baseline.stderr);
+    const run = await hostile(body);
+    assert.equal(run.results.natives, 'ERR_PERIMETER_BLOCKED', run.stdout + run.stderr);
+    assert.equal(run.results.underscore, 'ERR_PERIMETER_BLOCKED', run.stdout + run.stderr);
+    assert.equal(run.results.harmless, 'ok');
+    const event = run.events.find((e) => e.reason === 'forbidden-flag');
+    assert.equal(event?.capability, 'internals');
+    assert.equal(event?.package, 'evil');
+  });
+
   test('bypass: process.loadEnvFile reads a secret file into the environment', async () => {
     const run = await hostile(
       `await report('npmrc', () => process.loadEnvFile(ctx.home + '/.npmrc'));
