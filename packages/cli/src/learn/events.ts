@@ -7,23 +7,11 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { EventStore, isSqliteFile } from '../dev/store.js';
+import type { EventRecord } from '../dev/types.js';
 import { type CliError, cliError } from '../errors.js';
 
-/** The fields learn relies on; other fields are kept as they are. */
-export interface PerimeterEventLine {
-  perimeter: 1;
-  time: string;
-  type: string;
-  capability: string;
-  action: string;
-  target: string;
-  package: string;
-  function: string;
-  invocation: string | null;
-  packages?: string[];
-  reason?: string;
-  deniedBy?: string;
-  repeats?: number;
+/** An event as read for learn: the runtime's fields (docs/events.md) plus where the line came from. */
+export interface PerimeterEventLine extends EventRecord {
   /** Where it was read from, for explanations. */
   source: { file: string; line: number };
 }
