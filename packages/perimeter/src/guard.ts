@@ -3,7 +3,7 @@
  * and report; `checkNetwork` asks policy/evaluate.ts and turns the verdict into an event and, in block mode,
  * an error for the interceptor to fail with.
  */
-import { APP, callerPackages, UNKNOWN } from './attribution.js';
+import { APP, type CapturedStack, callerPackages, captureCallers, packagesOf, UNKNOWN } from './attribution.js';
 import { isPerimeterError, type PerimeterError, perimeterError } from './errors.js';
 import { emit } from './events.js';
 import type { CompiledPolicy, Mode } from './policy/compile.js';
@@ -351,14 +351,48 @@ function checkNarrowerNetwork(
  * it may proceed, or the error the interceptor must fail with; an internal failure denies.
  */
 export function checkFs(access: FsAccess, path: string, follow = true): PerimeterError | null {
+  let packages: readonly string[] | undefined;
+  return judgeFs(access, path, follow, () => (packages ??= callerPackages()));
+}
+
+/** The real path the last checkFs/checkFsOpened judged, or null when nothing was judged (no policy, mode allow). */
+let lastFsReal: string | null = null;
+
+export function lastJudgedFsPath(): string | null {
+  return lastFsReal;
+}
+
+/**
+ * The callers of an fs call that will be judged again later, off their stack (the file it opened, on the thread
+ * pool): captured only when a package rule can make the decision depend on them. Null: judged later as
+ * `<unknown>`, which then only names the culprit in the event.
+ */
+export function fsCallersForLater(): CapturedStack | null {
+  const current = state;
+  if (current === null || !current.policy.fs.packageRules) return null;
+  return captureCallers();
+}
+
+/** checkFs for a path judged after the call returned (what an asynchronous open really opened). */
+export function checkFsOpened(access: FsAccess, path: string, callers: CapturedStack | null): PerimeterError | null {
+  let packages: readonly string[] | undefined;
+  return judgeFs(access, path, true, () => (packages ??= callers === null ? [UNKNOWN] : packagesOf(callers)));
+}
+
+function judgeFs(
+  access: FsAccess,
+  path: string,
+  follow: boolean,
+  stack: () => readonly string[],
+): PerimeterError | null {
+  lastFsReal = null;
   const current = state;
   if (current === null) return null;
   const policy = current.policy.fs;
   if (policy.mode === 'allow') return null;
-  let packages: readonly string[] | undefined;
-  const stack = () => (packages ??= callerPackages());
   try {
     const { verdict, real } = decideFs(policy, access, path, follow, stack);
+    lastFsReal = real;
     if (verdict.allowed) return null;
     return reportDenial(
       policy.mode,

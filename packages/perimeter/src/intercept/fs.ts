@@ -7,21 +7,34 @@
  * opened. Streams open through `fs.open` and are judged there.
  */
 import { types } from 'node:util';
-import { checkFs } from '../guard.js';
-import { absolutePath, type FsAccess, namespaceChangeEnds, namespaceChangeStarts } from '../policy/fs.js';
+import type { CapturedStack } from '../attribution.js';
+import { checkFs, checkFsOpened, failClosed, fsCallersForLater, lastJudgedFsPath } from '../guard.js';
+import {
+  absolutePath,
+  type FsAccess,
+  isStandardDevice,
+  namespaceChangeEnds,
+  namespaceChangeStarts,
+} from '../policy/fs.js';
 import {
   ArrayIncludes,
   ArrayIsArray,
   ArraySlice,
   fileURLToPath,
+  fsExistsSync,
   fsLstatSync,
+  fsReadlinkSync,
+  ObjectGetOwnPropertyDescriptor,
+  ObjectGetPrototypeOf,
   PromisePrototypeThen,
   PromiseReject,
   pathDirname,
   processNextTick,
   ReflectApply,
   StringCharCodeAt,
+  StringEndsWith,
   StringIncludes,
+  StringIndexOf,
   StringLastIndexOf,
   StringSlice,
 } from '../pristine.js';
@@ -223,12 +236,20 @@ function check(spec: Spec, args: unknown[], asynchronous: boolean): Error | null
       case 'wl':
         denied = judge(WRITE, path, false);
         break;
-      case 'open':
-        denied = judge(accessForFlags(args[index + 1], READ), path, true);
+      case 'open': {
+        const access = accessForFlags(args[index + 1], READ);
+        denied = judge(access, path, true);
+        if (denied === null && asynchronous && ArrayIncludes(access, 'read')) opening = openingFor(access, undefined);
         break;
+      }
       case 'readfile': {
         const flag = typeof args[index + 1] === 'string' ? undefined : flagOf(args, index + 1, READ_FILE_OPTIONS);
-        denied = judge(accessForFlags(flag, READ), path, true);
+        const access = accessForFlags(flag, READ);
+        denied = judge(access, path, true);
+        // Only a read-only readFile opens through the check below; one that may also write keeps its own open.
+        if (denied === null && asynchronous && access.length === 1 && access[0] === 'read') {
+          opening = openingFor(access, flag);
+        }
         break;
       }
       case 'writefile': {
@@ -322,13 +343,32 @@ function changeNamespace(original: Function, self: unknown, args: unknown[], sty
 
 function wrapperFor(name: string, spec: Spec, style: Style) {
   const changes = CHANGES_NAMESPACE[name] === true;
+  const opens =
+    name === 'open'
+      ? style === 'callback'
+        ? openThenVerify
+        : style === 'promise'
+          ? openHandleThenVerify
+          : null
+      : name === 'readFile'
+        ? style === 'callback'
+          ? readFileThroughFd
+          : style === 'promise'
+            ? readFileThroughHandle
+            : null
+        : null;
   return (original: Function): Function => {
     const wrapped = {
       [name](this: unknown, ...args: unknown[]) {
         let denied: Error | null;
+        let pending: Opening | null = null;
+        opening = null;
         try {
           denied = check(spec, args, style === 'callback' || style === 'promise' || style === 'iterator');
+          pending = opening;
+          opening = null;
         } catch (error) {
+          opening = null;
           // A path Node would refuse (bad URL scheme, Proxy…): fail the way Node fails for it.
           denied = error as Error;
           if (style === 'callback' || style === 'sync' || style === 'existsSync' || style === 'exists') {
@@ -342,6 +382,7 @@ function wrapperFor(name: string, spec: Spec, style: Style) {
           }
         }
         if (denied === null) {
+          if (pending !== null && opens !== null) return opens(original, this, args, pending);
           return changes ? changeNamespace(original, this, args, style) : ReflectApply(original, this, args);
         }
         switch (style) {
@@ -531,4 +572,282 @@ function copyDereferences(args: unknown[], index: number): boolean {
   const copy = { ...(options as Record<string, unknown>) };
   args[index] = copy;
   return Boolean(copy.dereference) && Boolean(copy.recursive);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// What an asynchronous open really opened.
+
+/**
+ * A callback or promise call is judged when it is made, but Node opens the file later, on the thread pool: a
+ * symlink renamed over the path in between would be opened unjudged. So on Linux the reads that open a file
+ * (`fs.open`, `fs.promises.open`, `fs.readFile`, `fs.promises.readFile`, and the streams, which open through
+ * `fs.open`) are judged a second time once the descriptor exists and before any byte reaches the caller: the
+ * kernel's own name for the opened file (`/proc/self/fd/<fd>`, read with the captured readlink) is judged as the
+ * same read. When it is the real path already judged (the usual case) nothing more is asked.
+ */
+const VERIFY_OPENED = process.platform === 'linux' && procFdReadable();
+
+function procFdReadable(): boolean {
+  try {
+    return fsExistsSync('/proc/self/fd');
+  } catch {
+    return false;
+  }
+}
+
+interface Opening {
+  access: readonly FsAccess[];
+  /** The real path judged when the call was made. */
+  real: string;
+  callers: CapturedStack | null;
+  /** readFile's flag (already judged), for the open made on its behalf. */
+  flag: unknown;
+}
+
+/** Set by check for the call being judged, read (and cleared) by its wrapper. */
+let opening: Opening | null = null;
+
+function openingFor(access: readonly FsAccess[], flag: unknown): Opening | null {
+  if (!VERIFY_OPENED) return null;
+  const real = lastJudgedFsPath();
+  // Nothing judged (no policy, mode allow), or a standard device, allowed by its name wherever it leads.
+  if (real === null || isStandardDevice(real)) return null;
+  return { access, real, callers: fsCallersForLater(), flag };
+}
+
+const DELETED = ' (deleted)';
+
+/** The error an opened descriptor must fail with, or null when what it opened may be read. */
+function openedDenial(fd: unknown, pending: Opening): Error | null {
+  if (typeof fd !== 'number') return null;
+  let link: string;
+  try {
+    link = fsReadlinkSync(`/proc/self/fd/${fd}`, 'utf8') as string;
+  } catch (cause) {
+    return failClosed('fs', cause);
+  }
+  // pipe:[…], socket:[…], anon_inode:…: not a file a path could lead to.
+  if (StringCharCodeAt(link, 0) !== 47) return null;
+  // Removed since it was opened: the kernel appends this to the name it had.
+  if (StringEndsWith(link, DELETED)) link = StringSlice(link, 0, link.length - DELETED.length);
+  if (link === pending.real) return null;
+  const access = pending.access;
+  for (let i = 0; i < access.length; i++) {
+    const denied = checkFsOpened(access[i]!, link, pending.callers);
+    if (denied) return denied;
+  }
+  return null;
+}
+
+const fsModule = require('node:fs') as Record<string, Function>;
+const pristineOpen = fsModule.open as (...args: unknown[]) => void;
+const pristineClose = fsModule.close as (fd: number, callback: (error?: unknown) => void) => void;
+const pristineCloseSync = fsModule.closeSync as (fd: number) => void;
+const PromiseCtor = Promise;
+
+/**
+ * The descriptor readFile opened for its check, closed on the spot: a read-only descriptor closes at once, and
+ * one more trip through the thread pool would cost more than the close itself. Its errors are the guard's own.
+ */
+function closeQuietly(fd: number): void {
+  try {
+    pristineCloseSync(fd);
+  } catch {
+    // Already closed: nothing of the caller's depends on it.
+  }
+}
+const BufferIsEncoding = Buffer.isEncoding;
+
+/** fs.open(path[, flags[, mode]], callback): the descriptor is handed over only once what it opened is judged. */
+function openThenVerify(original: Function, self: unknown, args: unknown[], pending: Opening): unknown {
+  const last = args.length - 1;
+  const callback = args[last];
+  if (typeof callback === 'function') {
+    args[last] = function (this: unknown, ...results: unknown[]) {
+      if (results[0] === null || results[0] === undefined) {
+        const fd = results[1] as number;
+        const denied = openedDenial(fd, pending);
+        if (denied) {
+          ReflectApply(pristineClose, undefined, [fd, () => ReflectApply(callback, undefined, [denied])]);
+          return undefined;
+        }
+      }
+      return ReflectApply(callback, this, results);
+    };
+  }
+  return ReflectApply(original, self, args);
+}
+
+/** Whether readFile's options are ones Node accepts: anything else goes to Node, which refuses it at once. */
+function readFileOptionsValid(options: unknown): boolean {
+  if (options === undefined || options === null) return true;
+  let encoding: unknown;
+  if (typeof options === 'string') encoding = options;
+  else if (typeof options === 'object') encoding = (options as { encoding?: unknown }).encoding;
+  else return false;
+  return !encoding || encoding === 'buffer' || (typeof encoding === 'string' && BufferIsEncoding(encoding));
+}
+
+const { O_NOFOLLOW = 0o400000 } = fsModule.constants as unknown as Record<string, number>;
+
+/** A numeric flag's O_NOFOLLOW was applied by the first open; /proc/self/fd/<fd> is a link it would refuse. */
+function reopenOptions(options: unknown): unknown {
+  if (options === null || typeof options !== 'object') return options;
+  const flag = (options as { flag?: unknown }).flag;
+  if (typeof flag === 'number') (options as { flag?: unknown }).flag = flag & ~O_NOFOLLOW;
+  return options;
+}
+
+/** An error about the reopened name, told about the caller's path, as Node would have told it. */
+function asIfFrom(error: unknown, reopened: string, path: unknown): unknown {
+  if (error === null || typeof error !== 'object' || typeof path !== 'string') return error;
+  const e = error as { path?: unknown; message?: unknown };
+  if (e.path !== reopened) return error;
+  e.path = path;
+  const quoted = `'${reopened}'`;
+  const message = e.message;
+  if (typeof message === 'string') {
+    const at = StringIndexOf(message, quoted);
+    if (at !== -1) e.message = `${StringSlice(message, 0, at)}'${path}'${StringSlice(message, at + quoted.length)}`;
+  }
+  return error;
+}
+
+/**
+ * fs.readFile(path[, options], callback): opened here with the judged flag, judged on what was opened, then read
+ * by Node's own readFile through the descriptor and closed, as Node's readFile closes its own.
+ */
+function readFileThroughFd(original: Function, self: unknown, args: unknown[], pending: Opening): unknown {
+  // As Node reads them: `callback ||= options`, and options that are a function are no options.
+  const callback = args[2] || args[1];
+  const options = typeof args[1] === 'function' ? undefined : args[1];
+  if (typeof callback !== 'function' || !readFileOptionsValid(options)) return ReflectApply(original, self, args);
+  const flag = pending.flag === undefined || pending.flag === null ? 'r' : pending.flag;
+  ReflectApply(pristineOpen, undefined, [
+    args[0],
+    flag,
+    0o666,
+    (openError: unknown, fd: number) => {
+      if (openError) return ReflectApply(callback, undefined, [openError]);
+      const denied = openedDenial(fd, pending);
+      if (denied) {
+        closeQuietly(fd);
+        return ReflectApply(callback, undefined, [denied]);
+      }
+      // Node's readFile of a descriptor drops read errors (EISDIR, an abort): it reads the kernel's name of the
+      // opened file instead, which reopens the same file whatever has been renamed over the path since.
+      const reopened = `/proc/self/fd/${fd}`;
+      const done = (...results: unknown[]) => {
+        if (results[0]) results[0] = asIfFrom(results[0], reopened, args[0]);
+        closeQuietly(fd);
+        ReflectApply(callback, undefined, results);
+      };
+      try {
+        ReflectApply(
+          original,
+          self,
+          options === undefined ? [reopened, done] : [reopened, reopenOptions(options), done],
+        );
+      } catch (error) {
+        closeQuietly(fd);
+        ReflectApply(callback, undefined, [error]);
+      }
+      return undefined;
+    },
+  ]);
+  return undefined;
+}
+
+/**
+ * FileHandle's `fd` getter, taken from the first handle the guard itself receives (no handle reaches a
+ * dependency before one has come through here). `close` is each handle's own property, set by its constructor.
+ */
+let handleFd: ((this: unknown) => number) | undefined;
+
+function handleCloser(handle: unknown): (() => Promise<void>) | undefined {
+  const close =
+    handle !== null && typeof handle === 'object' ? ObjectGetOwnPropertyDescriptor(handle, 'close') : undefined;
+  return typeof close?.value === 'function' ? close.value : undefined;
+}
+
+/** The error a FileHandle must fail with (after being closed), or null. */
+function handleDenial(handle: unknown, pending: Opening): Error | null {
+  if (handleFd === undefined) {
+    const proto = handle !== null && typeof handle === 'object' ? ObjectGetPrototypeOf(handle) : null;
+    const fd = proto ? ObjectGetOwnPropertyDescriptor(proto, 'fd')?.get : undefined;
+    if (typeof fd !== 'function') return failClosed('fs', new Error('Perimeter: a FileHandle without its fd'));
+    handleFd = fd as (this: unknown) => number;
+  }
+  if (handleCloser(handle) === undefined) return failClosed('fs', new Error('Perimeter: a FileHandle without close'));
+  return openedDenial(ReflectApply(handleFd, handle, []), pending);
+}
+
+function closeHandle(handle: unknown): Promise<unknown> {
+  const close = handleCloser(handle);
+  return close === undefined ? Promise.resolve() : (ReflectApply(close, handle, []) as Promise<unknown>);
+}
+
+function closeThenReject(handle: unknown, error: Error): Promise<never> {
+  const reject = () => PromiseReject(error);
+  return PromisePrototypeThen(closeHandle(handle), reject, reject) as Promise<never>;
+}
+
+/** fs.promises.open(path[, flags[, mode]]): the FileHandle is handed over only once what it opened is judged. */
+function openHandleThenVerify(original: Function, self: unknown, args: unknown[], pending: Opening): unknown {
+  return PromisePrototypeThen(
+    ReflectApply(original, self, args),
+    (handle) => {
+      const denied = handleDenial(handle, pending);
+      return denied ? closeThenReject(handle, denied) : handle;
+    },
+    (error) => PromiseReject(error),
+  );
+}
+
+/** fs.promises.readFile(path[, options]): opened here, judged on what was opened, read through the handle, closed. */
+function readFileThroughHandle(original: Function, self: unknown, args: unknown[], pending: Opening): unknown {
+  const options = args[1];
+  if (!readFileOptionsValid(options)) return ReflectApply(original, self, args);
+  const flag = pending.flag === undefined || pending.flag === null ? 'r' : pending.flag;
+  const path = args[0];
+  return new PromiseCtor((resolve, reject) => {
+    ReflectApply(pristineOpen, undefined, [
+      path,
+      flag,
+      0o666,
+      (openError: unknown, fd: number) => {
+        if (openError) return reject(openError);
+        const denied = openedDenial(fd, pending);
+        if (denied) {
+          closeQuietly(fd);
+          return reject(denied);
+        }
+        // Read through the kernel's name of the opened file, as readFile above.
+        const reopened = `/proc/self/fd/${fd}`;
+        let reading: unknown;
+        try {
+          reading = ReflectApply(
+            original,
+            self,
+            options === undefined ? [reopened] : [reopened, reopenOptions(options)],
+          );
+        } catch (error) {
+          closeQuietly(fd);
+          return reject(asIfFrom(error, reopened, path));
+        }
+        PromisePrototypeThen(
+          reading,
+          (data) => {
+            closeQuietly(fd);
+            resolve(data);
+          },
+          (error) => {
+            closeQuietly(fd);
+            reject(asIfFrom(error, reopened, path));
+          },
+        );
+        return undefined;
+      },
+    ]);
+  });
 }

@@ -227,6 +227,11 @@ STANDARD_DEVICES['/dev/stdin'] = 'read';
 STANDARD_DEVICES['/dev/stdout'] = 'write';
 STANDARD_DEVICES['/dev/stderr'] = 'write';
 
+/** Whether `path` is one of the standard devices above, allowed by name (what it leads to is not judged). */
+export function isStandardDevice(path: string): boolean {
+  return STANDARD_DEVICES[path] !== undefined;
+}
+
 /** Paths under HOME that stay denied even when a rule opens HOME itself. */
 const HOME_SECRETS = [
   '.npmrc',
