@@ -641,6 +641,7 @@ function openedDenial(fd: unknown, pending: Opening): Error | null {
 
 const fsModule = require('node:fs') as Record<string, Function>;
 const pristineOpen = fsModule.open as (...args: unknown[]) => void;
+const pristineOpenSync = fsModule.openSync as (...args: unknown[]) => number;
 const pristineClose = fsModule.close as (fd: number, callback: (error?: unknown) => void) => void;
 const pristineCloseSync = fsModule.closeSync as (fd: number) => void;
 const PromiseCtor = Promise;
@@ -688,7 +689,13 @@ function readFileOptionsValid(options: unknown): boolean {
   return !encoding || encoding === 'buffer' || (typeof encoding === 'string' && BufferIsEncoding(encoding));
 }
 
-const { O_NOFOLLOW = 0o400000 } = fsModule.constants as unknown as Record<string, number>;
+const {
+  O_NOFOLLOW = 0o400000,
+  O_RDONLY = 0,
+  O_NONBLOCK = 0o4000,
+  O_NOCTTY = 0o400,
+} = fsModule.constants as unknown as Record<string, number>;
+const READ_NOW = O_RDONLY | O_NONBLOCK | O_NOCTTY;
 
 /** A numeric flag's O_NOFOLLOW was applied by the first open; /proc/self/fd/<fd> is a link it would refuse. */
 function reopenOptions(options: unknown): unknown {
@@ -723,39 +730,63 @@ function readFileThroughFd(original: Function, self: unknown, args: unknown[], p
   const options = typeof args[1] === 'function' ? undefined : args[1];
   if (typeof callback !== 'function' || !readFileOptionsValid(options)) return ReflectApply(original, self, args);
   const flag = pending.flag === undefined || pending.flag === null ? 'r' : pending.flag;
+  if (flag === 'r') {
+    // The plain read, opened here and now: non-blocking, so a FIFO or a terminal cannot hold the event loop (Node's
+    // readFile below opens the file again, blocking on the thread pool as it always does). One trip through the
+    // thread pool fewer than opening asynchronously, and nothing can run between the open and its check.
+    let fd: number;
+    try {
+      fd = ReflectApply(pristineOpenSync, undefined, [args[0], READ_NOW, 0o666]) as number;
+    } catch (openError) {
+      processNextTick(callback as (error: unknown) => void, openError);
+      return undefined;
+    }
+    readOpened(original, self, args, pending, fd, options, callback as Function);
+    return undefined;
+  }
   ReflectApply(pristineOpen, undefined, [
     args[0],
     flag,
     0o666,
     (openError: unknown, fd: number) => {
       if (openError) return ReflectApply(callback, undefined, [openError]);
-      const denied = openedDenial(fd, pending);
-      if (denied) {
-        closeQuietly(fd);
-        return ReflectApply(callback, undefined, [denied]);
-      }
-      // Node's readFile of a descriptor drops read errors (EISDIR, an abort): it reads the kernel's name of the
-      // opened file instead, which reopens the same file whatever has been renamed over the path since.
-      const reopened = `/proc/self/fd/${fd}`;
-      const done = (...results: unknown[]) => {
-        if (results[0]) results[0] = asIfFrom(results[0], reopened, args[0]);
-        closeQuietly(fd);
-        ReflectApply(callback, undefined, results);
-      };
-      try {
-        ReflectApply(
-          original,
-          self,
-          options === undefined ? [reopened, done] : [reopened, reopenOptions(options), done],
-        );
-      } catch (error) {
-        closeQuietly(fd);
-        ReflectApply(callback, undefined, [error]);
-      }
+      readOpened(original, self, args, pending, fd, options, callback as Function);
       return undefined;
     },
   ]);
   return undefined;
+}
+
+/** Judges what `fd` opened, then lets Node's readFile read it under the kernel's name for it. */
+function readOpened(
+  original: Function,
+  self: unknown,
+  args: unknown[],
+  pending: Opening,
+  fd: number,
+  options: unknown,
+  callback: Function,
+): void {
+  const denied = openedDenial(fd, pending);
+  if (denied) {
+    closeQuietly(fd);
+    ReflectApply(callback, undefined, [denied]);
+    return;
+  }
+  // Node's readFile of a descriptor drops read errors (EISDIR, an abort): it reads the kernel's name of the
+  // opened file instead, which reopens the same file whatever has been renamed over the path since.
+  const reopened = `/proc/self/fd/${fd}`;
+  const done = (...results: unknown[]) => {
+    if (results[0]) results[0] = asIfFrom(results[0], reopened, args[0]);
+    closeQuietly(fd);
+    ReflectApply(callback, undefined, results);
+  };
+  try {
+    ReflectApply(original, self, options === undefined ? [reopened, done] : [reopened, reopenOptions(options), done]);
+  } catch (error) {
+    closeQuietly(fd);
+    ReflectApply(callback, undefined, [error]);
+  }
 }
 
 /**
@@ -811,43 +842,47 @@ function readFileThroughHandle(original: Function, self: unknown, args: unknown[
   const flag = pending.flag === undefined || pending.flag === null ? 'r' : pending.flag;
   const path = args[0];
   return new PromiseCtor((resolve, reject) => {
-    ReflectApply(pristineOpen, undefined, [
-      path,
-      flag,
-      0o666,
-      (openError: unknown, fd: number) => {
-        if (openError) return reject(openError);
-        const denied = openedDenial(fd, pending);
-        if (denied) {
+    const opened = (openError: unknown, fd: number) => {
+      if (openError) return reject(openError);
+      const denied = openedDenial(fd, pending);
+      if (denied) {
+        closeQuietly(fd);
+        return reject(denied);
+      }
+      // Read through the kernel's name of the opened file, as readFile above.
+      const reopened = `/proc/self/fd/${fd}`;
+      let reading: unknown;
+      try {
+        reading = ReflectApply(original, self, options === undefined ? [reopened] : [reopened, reopenOptions(options)]);
+      } catch (error) {
+        closeQuietly(fd);
+        return reject(asIfFrom(error, reopened, path));
+      }
+      PromisePrototypeThen(
+        reading,
+        (data) => {
           closeQuietly(fd);
-          return reject(denied);
-        }
-        // Read through the kernel's name of the opened file, as readFile above.
-        const reopened = `/proc/self/fd/${fd}`;
-        let reading: unknown;
-        try {
-          reading = ReflectApply(
-            original,
-            self,
-            options === undefined ? [reopened] : [reopened, reopenOptions(options)],
-          );
-        } catch (error) {
+          resolve(data);
+        },
+        (error) => {
           closeQuietly(fd);
-          return reject(asIfFrom(error, reopened, path));
-        }
-        PromisePrototypeThen(
-          reading,
-          (data) => {
-            closeQuietly(fd);
-            resolve(data);
-          },
-          (error) => {
-            closeQuietly(fd);
-            reject(asIfFrom(error, reopened, path));
-          },
-        );
-        return undefined;
-      },
-    ]);
+          reject(asIfFrom(error, reopened, path));
+        },
+      );
+      return undefined;
+    };
+    if (flag === 'r') {
+      // As readFile above: the plain read is opened now, non-blocking, one thread-pool trip fewer.
+      let fd: number;
+      try {
+        fd = ReflectApply(pristineOpenSync, undefined, [path, READ_NOW, 0o666]) as number;
+      } catch (openError) {
+        opened(openError, -1);
+        return;
+      }
+      opened(null, fd);
+      return;
+    }
+    ReflectApply(pristineOpen, undefined, [path, flag, 0o666, opened]);
   });
 }
