@@ -730,31 +730,34 @@ function readFileThroughFd(original: Function, self: unknown, args: unknown[], p
   const options = typeof args[1] === 'function' ? undefined : args[1];
   if (typeof callback !== 'function' || !readFileOptionsValid(options)) return ReflectApply(original, self, args);
   const flag = pending.flag === undefined || pending.flag === null ? 'r' : pending.flag;
-  if (flag === 'r') {
-    // The plain read, opened here and now: non-blocking, so a FIFO or a terminal cannot hold the event loop (Node's
-    // readFile below opens the file again, blocking on the thread pool as it always does). One trip through the
-    // thread pool fewer than opening asynchronously, and nothing can run between the open and its check.
-    let fd: number;
-    try {
-      fd = ReflectApply(pristineOpenSync, undefined, [args[0], READ_NOW, 0o666]) as number;
-    } catch (openError) {
-      processNextTick(callback as (error: unknown) => void, openError);
-      return undefined;
-    }
+  openForCheck(args[0], flag, (openError, fd) => {
+    if (openError) return ReflectApply(callback, undefined, [openError]);
     readOpened(original, self, args, pending, fd, options, callback as Function);
     return undefined;
-  }
-  ReflectApply(pristineOpen, undefined, [
-    args[0],
-    flag,
-    0o666,
-    (openError: unknown, fd: number) => {
-      if (openError) return ReflectApply(callback, undefined, [openError]);
-      readOpened(original, self, args, pending, fd, options, callback as Function);
-      return undefined;
-    },
-  ]);
+  });
   return undefined;
+}
+
+/**
+ * Opens a file that readFile will read, for the check of what was opened. The plain read (`r`) opens here and now,
+ * non-blocking, so a FIFO or a terminal cannot hold the event loop (Node's readFile then opens the file again,
+ * blocking on the thread pool as it always does): one trip through the thread pool fewer, and nothing can run
+ * between the open and its check. Other flags open through the thread pool. Errors arrive asynchronously either
+ * way, as an open's do.
+ */
+function openForCheck(path: unknown, flag: unknown, opened: (error: unknown, fd: number) => unknown): void {
+  if (flag !== 'r') {
+    ReflectApply(pristineOpen, undefined, [path, flag, 0o666, opened]);
+    return;
+  }
+  let fd: number;
+  try {
+    fd = ReflectApply(pristineOpenSync, undefined, [path, READ_NOW, 0o666]) as number;
+  } catch (openError) {
+    processNextTick(opened, openError, -1);
+    return;
+  }
+  opened(null, fd);
 }
 
 /** Judges what `fd` opened, then lets Node's readFile read it under the kernel's name for it. */
@@ -871,18 +874,6 @@ function readFileThroughHandle(original: Function, self: unknown, args: unknown[
       );
       return undefined;
     };
-    if (flag === 'r') {
-      // As readFile above: the plain read is opened now, non-blocking, one thread-pool trip fewer.
-      let fd: number;
-      try {
-        fd = ReflectApply(pristineOpenSync, undefined, [path, READ_NOW, 0o666]) as number;
-      } catch (openError) {
-        opened(openError, -1);
-        return;
-      }
-      opened(null, fd);
-      return;
-    }
-    ReflectApply(pristineOpen, undefined, [path, flag, 0o666, opened]);
+    openForCheck(path, flag, opened);
   });
 }
