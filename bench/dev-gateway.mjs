@@ -70,7 +70,6 @@ export default {
     const seconds = quick ? 1 : ROUND_SECONDS;
     const samples = { off: [], guard: [] };
     try {
-      for (const variant of ['off', 'guard']) samples[variant] = [];
       const servers = {};
       for (const variant of ['off', 'guard']) {
         servers[variant] = await startDev({
